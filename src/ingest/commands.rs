@@ -1,0 +1,373 @@
+//! `floodgate detections ...`: check detection files, list them with their watermarks, try them
+//! against Databricks without storing anything, run every due window once, or read the
+//! configured audit-log files once.
+//!
+//! Output formatting lives here; the work lives in `ingest::detections`.
+
+use super::detections::finding::Window;
+use super::detections::poller::{self, Job, Outcome, Poller};
+use super::detections::{self, Detection};
+use crate::config::Config;
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum DetectionsCommand {
+    /// Check detection files: prints every problem as path:line:col: error: message and exits
+    /// 1, or a one-line summary and exits 0.
+    Validate {
+        /// Detection files or directories (default: the config's detections directory, else ./detections).
+        paths: Vec<PathBuf>,
+        #[arg(long, env = "FLOODGATE_CONFIG")]
+        config: Option<PathBuf>,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// List the configured detections with their watermarks and last errors.
+    List {
+        #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
+        config: PathBuf,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Run detections once over a window against the configured Databricks and print the alerts
+    /// they would raise. Stores nothing and moves no watermark.
+    Test {
+        #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
+        config: PathBuf,
+        /// Only these detection ids (repeatable; default all, including disabled ones).
+        #[arg(long = "detection")]
+        detections: Vec<String>,
+        /// Window start: RFC 3339 (2026-09-01T00:00:00Z) or a duration before now (24h). Default 24h.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Window end (exclusive): RFC 3339 or a duration before now. Default now.
+        #[arg(long)]
+        until: Option<String>,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+    /// Run every enabled detection's due windows once, storing alerts and moving watermarks
+    /// exactly as `floodgate serve` does (for cron-style use and catching up by hand).
+    RunOnce {
+        #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
+        config: PathBuf,
+    },
+    /// Read every `[[audit_files]]` directory once, storing alerts and per-file progress
+    /// exactly as `floodgate serve` does (a file already read is not read again).
+    ReadFiles {
+        #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
+        config: PathBuf,
+    },
+    /// Print the JSON Schema of detection files (committed as detections/schema.json).
+    Schema,
+}
+
+pub async fn run(command: DetectionsCommand) -> Result<ExitCode> {
+    match command {
+        DetectionsCommand::Validate { paths, config, format } => validate(&paths, config.as_deref(), &format),
+        DetectionsCommand::List { config, format } => list(&config, &format).await,
+        DetectionsCommand::Test { config, detections, since, until, format } => {
+            test(&config, &detections, &since, until.as_deref(), &format).await
+        }
+        DetectionsCommand::RunOnce { config } => run_once(&config).await,
+        DetectionsCommand::ReadFiles { config } => read_files(&config).await,
+        DetectionsCommand::Schema => {
+            println!("{}", serde_json::to_string_pretty(&detections::schema::schema())?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_config(path: &Path) -> Result<Config> {
+    if !path.exists() {
+        anyhow::bail!("config file {} not found (pass --config FILE or set FLOODGATE_CONFIG)", path.display());
+    }
+    Ok(Config::load(path)?)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `floodgate detections validate`
+fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Result<ExitCode> {
+    let cfg = config.map(load_config).transpose()?;
+    let targets: Vec<PathBuf> = if paths.is_empty() {
+        vec![cfg.as_ref().map_or_else(|| PathBuf::from("detections"), |c| c.detections.directory(c))]
+    } else {
+        paths.to_vec()
+    };
+    let mut good: Vec<Detection> = Vec::new();
+    let mut diags = Vec::new();
+    for t in &targets {
+        let (ok, bad) = detections::load(t);
+        for d in ok {
+            match good.iter().find(|g| g.id == d.id) {
+                Some(first) => diags.push(crate::playbook::Diagnostic {
+                    path: d.path.clone(),
+                    line: 1,
+                    col: 1,
+                    message: format!("detection id {:?} is already used by {}", d.id, first.path),
+                }),
+                None => good.push(d),
+            }
+        }
+        diags.extend(bad);
+    }
+    diags.sort();
+    if format == "json" {
+        let out = json!({
+            "valid": diags.is_empty() && !good.is_empty(),
+            "detections": good.iter().map(|d| json!({"id": d.id, "path": d.path, "enabled": d.enabled})).collect::<Vec<_>>(),
+            "problems": diags,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !diags.is_empty() {
+        for d in &diags {
+            println!("{d}");
+        }
+        let files: std::collections::BTreeSet<_> = diags.iter().map(|d| &d.path).collect();
+        eprintln!("{} in {}", plural(diags.len(), "problem"), plural(files.len(), "file"));
+    } else if good.is_empty() {
+        let shown: Vec<String> = targets.iter().map(|t| t.display().to_string()).collect();
+        println!("no detections found in {}", shown.join(", "));
+    } else {
+        println!("ok: {} valid", plural(good.len(), "detection"));
+    }
+    Ok(if diags.is_empty() && !good.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `floodgate detections list`
+async fn list(config: &Path, format: &str) -> Result<ExitCode> {
+    let cfg = load_config(config)?;
+    let found = detections::load_configured(&cfg)?;
+    let store = crate::server::open_store(&cfg).await?;
+    let states = store.watermarks().await?;
+    store.close().await;
+    let rows: Vec<Value> = found
+        .iter()
+        .map(|d| {
+            let state: Vec<Value> = states
+                .iter()
+                .filter(|s| s.detection_id == d.id)
+                .map(|s| {
+                    json!({
+                        "workspace": s.workspace,
+                        "watermark": crate::clock::rfc3339(s.watermark),
+                        "windows": s.windows,
+                        "alerts": s.alerts,
+                        "failures": s.failures,
+                        "last_error": s.last_error,
+                        "last_run_at": s.last_run_at.map(crate::clock::rfc3339),
+                    })
+                })
+                .collect();
+            json!({
+                "id": d.id,
+                "title": d.title,
+                "enabled": d.enabled && cfg.detections.enabled,
+                "severity": d.severity.as_str(),
+                "tactic": d.tactic,
+                "technique": d.technique,
+                "interval": crate::duration::format(d.interval),
+                "workspaces": d.workspaces,
+                "rule": d.rule(),
+                "path": d.path,
+                "state": state,
+            })
+        })
+        .collect();
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !cfg.detections.enabled {
+        println!("([detections] is not enabled in {}: floodgate serve runs none of these)", cfg.path.display());
+    }
+    for r in &rows {
+        let on = if r["enabled"] == true { "on " } else { "off" };
+        println!(
+            "{on} {:<34} {:<8} every {:<5} {}",
+            r["id"].as_str().unwrap_or(""),
+            r["severity"].as_str().unwrap_or(""),
+            r["interval"].as_str().unwrap_or(""),
+            r["title"].as_str().unwrap_or("")
+        );
+        for s in r["state"].as_array().into_iter().flatten() {
+            let error = match s["last_error"].as_str() {
+                Some(e) => format!("  FAILING ({}x): {e}", s["failures"]),
+                None => String::new(),
+            };
+            println!(
+                "      {}: watermark {}, {} windows, {} alerts{error}",
+                s["workspace"].as_str().unwrap_or(""),
+                s["watermark"].as_str().unwrap_or(""),
+                s["windows"],
+                s["alerts"]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An instant on the command line: RFC 3339, or a duration before now.
+fn instant_arg(s: &str, now: i64) -> Result<i64> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    match crate::duration::parse(s) {
+        Ok(d) => Ok(now - d.as_millis() as i64),
+        Err(_) => {
+            anyhow::bail!("{s:?} is neither an RFC 3339 time (2026-09-01T00:00:00Z) nor a duration before now (24h)")
+        }
+    }
+}
+
+/// `floodgate detections test`
+async fn test(config: &Path, only: &[String], since: &str, until: Option<&str>, format: &str) -> Result<ExitCode> {
+    let cfg = load_config(config)?;
+    let found = detections::load_configured(&cfg)?;
+    for id in only {
+        if !found.iter().any(|d| &d.id == id) {
+            let h = crate::playbook::diag::hint(id, found.iter().map(|d| d.id.as_str()));
+            anyhow::bail!("no detection {id:?}{h}");
+        }
+    }
+    let dbx = detections::databricks(&cfg)?;
+    let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
+    let window = Window { since: instant_arg(since, now)?, until: until.map_or(Ok(now), |u| instant_arg(u, now))? };
+    if window.until <= window.since {
+        anyhow::bail!("the window is empty: --until must be after --since");
+    }
+    let default = cfg.detections.workspace.clone().or_else(|| dbx.config().default_workspace.clone());
+    let mut failed = false;
+    let mut report = Vec::new();
+    for d in found.into_iter().filter(|d| only.is_empty() || only.contains(&d.id)) {
+        let d = Arc::new(d);
+        let workspaces =
+            if d.workspaces.is_empty() { default.clone().into_iter().collect() } else { d.workspaces.clone() };
+        for ws in workspaces {
+            let job = Job { detection: d.clone(), workspace: ws.clone() };
+            let entry = match poller::evaluate(&dbx, &job, &cfg.detections.source, window, window, now).await {
+                Ok((result, alerts)) => json!({
+                    "detection": d.id, "workspace": ws, "rows": result.rows.len(),
+                    "alerts": alerts.iter().map(crate::alert::Alert::to_json).collect::<Vec<_>>(),
+                }),
+                Err(e) => {
+                    failed = true;
+                    json!({"detection": d.id, "workspace": ws, "error": e.to_string()})
+                }
+            };
+            report.push(entry);
+        }
+    }
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&json!({"window": window.to_json(), "results": report}))?);
+    } else {
+        println!("window {} .. {}", crate::clock::rfc3339(window.since), crate::clock::rfc3339(window.until));
+        for r in &report {
+            let (id, ws) = (r["detection"].as_str().unwrap_or(""), r["workspace"].as_str().unwrap_or(""));
+            if let Some(e) = r["error"].as_str() {
+                println!("{id} ({ws}): ERROR {e}");
+                continue;
+            }
+            let alerts = r["alerts"].as_array().cloned().unwrap_or_default();
+            println!("{id} ({ws}): {}", plural(alerts.len(), "alert"));
+            for a in &alerts {
+                let entities: Vec<String> = a["entities"]
+                    .as_object()
+                    .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+                    .unwrap_or_default();
+                println!(
+                    "  [{}] {}  ({}; {})",
+                    a["severity"].as_str().unwrap_or(""),
+                    a["title"].as_str().unwrap_or(""),
+                    a["external_id"].as_str().unwrap_or(""),
+                    entities.join(", ")
+                );
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `floodgate detections run-once`
+async fn run_once(config: &Path) -> Result<ExitCode> {
+    let cfg = load_config(config)?;
+    cfg.detections.check().map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
+    let found = detections::load_configured(&cfg)?;
+    let dbx = detections::databricks(&cfg)?;
+    let store = crate::server::open_store(&cfg).await?;
+    let engine = crate::server::build_engine(&cfg, store.clone(), crate::engine::Settings::default())
+        .context("cannot load the playbooks the alerts are routed to")?;
+    let poller = Poller::new(engine, Arc::new(dbx), found, cfg.detections.poller_settings(cfg.engine.lease))
+        .map_err(|e| anyhow::anyhow!("cannot run detections:\n{e}"))?;
+    let mut failed = false;
+    for (job, result) in poller.run_until_caught_up().await {
+        let (id, ws) = (&job.detection.id, &job.workspace);
+        match result {
+            Ok(Outcome::Committed(c)) => println!(
+                "{id} ({ws}): {} .. {}: {}, {} new, {} duplicate",
+                crate::clock::rfc3339(c.window.since),
+                crate::clock::rfc3339(c.window.until),
+                plural(c.rows, "row"),
+                c.new_alerts,
+                c.duplicates
+            ),
+            Ok(Outcome::Idle) => println!("{id} ({ws}): up to date"),
+            Ok(Outcome::Busy) => println!("{id} ({ws}): another process is running it"),
+            Ok(Outcome::Lost) => println!("{id} ({ws}): another process committed the window first"),
+            Err(e) => {
+                failed = true;
+                println!("{id} ({ws}): ERROR {e}");
+            }
+        }
+    }
+    store.close().await;
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `floodgate detections read-files`
+async fn read_files(config: &Path) -> Result<ExitCode> {
+    let cfg = load_config(config)?;
+    if cfg.audit_files.is_empty() {
+        anyhow::bail!("{} has no [[audit_files]]", cfg.path.display());
+    }
+    let store = crate::server::open_store(&cfg).await?;
+    let engine = crate::server::build_engine(&cfg, store.clone(), crate::engine::Settings::default())
+        .context("cannot load the playbooks the alerts are routed to")?;
+    let base = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut failed = false;
+    for entry in &cfg.audit_files {
+        let files = super::audit_files::AuditFiles::new(entry, base, engine.clone())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
+        for r in files.scan_once().await {
+            match r {
+                Ok(f) => println!(
+                    "{}: {}: {}, {} matched, {} new, {} duplicate, {} malformed{}",
+                    entry.name,
+                    f.path,
+                    plural(f.records, "record"),
+                    f.matched,
+                    f.new_alerts,
+                    f.duplicates,
+                    f.malformed,
+                    if f.reread { " (rewritten: read again)" } else { "" }
+                ),
+                Err(e) => {
+                    failed = true;
+                    println!("{}: ERROR {e}", entry.name);
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

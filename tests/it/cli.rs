@@ -1,0 +1,197 @@
+//! The people-facing commands: simulate, runs, approvals, approve.
+
+use crate::common::{repo, run_in, write};
+use crate::harness::{Backend, Db, Harness};
+use serde_json::{Value, json};
+
+const ALERT: &str = r#"{"id": "evt-1", "title": "Suspicious login", "rule": "suspicious-login", "severity": "high",
+ "confidence": 0.85, "entities": {"user": "dana@example.com", "source_ip": "203.0.113.66"}}"#;
+
+#[test]
+fn simulate_shows_steps_plans_and_approvals_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "alert.json", ALERT);
+    let pb = repo().join("playbooks/core-suspicious-login.yaml");
+    let (code, out, err) = run_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--playbook",
+            pb.to_str().unwrap(),
+            "--alert",
+            "alert.json",
+            "--source",
+            "siem",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["playbook"], "core-suspicious-login");
+    assert_eq!(v["matched"], true);
+    let steps = v["steps"].as_array().unwrap();
+    let ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["score", "known_scanner", "summary", "contain_ip", "done"]);
+    for s in steps {
+        for key in ["id", "phase", "action", "run", "reason", "approval", "requests"] {
+            assert!(s.get(key).is_some(), "step lacks {key}: {s}");
+        }
+    }
+    assert_eq!(steps[1]["run"], false, "the benign verdict does not apply");
+    assert!(steps[1]["reason"].as_str().unwrap().contains("when is false"));
+    assert_eq!(steps[3]["approval"]["groups"], json!(["oncall"]));
+    assert!(steps[2]["inputs"][0]["message"].as_str().unwrap().contains("203.0.113.66 (risk 70"), "{}", steps[2]);
+
+    // A scanner IP: triage closes the incident, nothing after it runs.
+    write(dir.path(), "scanner.json", ALERT.replace("203.0.113.66", "192.0.2.10"));
+    let (_, out, _) = run_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--playbook",
+            pb.to_str().unwrap(),
+            "--alert",
+            "scanner.json",
+            "--source",
+            "siem",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"][1]["run"], true);
+    assert!(v["steps"][2]["reason"].as_str().unwrap().contains("closed as benign"), "{}", v["steps"][2]);
+    assert_eq!(v["steps"][3]["run"], false);
+
+    // Plans show the requests an HTTP step would send; a wrong source does not match.
+    let pb2 = repo().join("playbooks/core-exfiltration-webhook.yaml");
+    write(
+        dir.path(),
+        "exfil.json",
+        r#"{"id": "x1", "title": "Large download", "rule": "data-exfiltration-bulk", "entities": {"user": "u", "source_ip": "198.51.100.4"}}"#,
+    );
+    let (_, out, _) = run_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--playbook",
+            pb2.to_str().unwrap(),
+            "--alert",
+            "exfil.json",
+            "--source",
+            "siem",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"][1]["requests"][0], json!({"method": "GET", "url": "http://127.0.0.1:9900/ip/198.51.100.4"}));
+    assert_eq!(v["steps"][2]["requests"][0]["body"]["user"], "u");
+    let (_, out, _) = run_in(
+        dir.path(),
+        &[
+            "simulate",
+            "--playbook",
+            pb2.to_str().unwrap(),
+            "--alert",
+            "exfil.json",
+            "--source",
+            "other",
+            "--format",
+            "json",
+        ],
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["matched"], false);
+    assert!(v["steps"].as_array().unwrap().iter().all(|s| s["run"] == false));
+
+    // Text output for people; a broken playbook prints its problems and exits 1.
+    let (code, out, _) = run_in(
+        dir.path(),
+        &["simulate", "--playbook", pb.to_str().unwrap(), "--alert", "alert.json", "--source", "siem"],
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("? contain_ip (core.log, read): runs; when holds"), "{out}");
+    write(dir.path(), "bad.yaml", "id: b\nname: B\nmatch: {}\nsteps: {triage: [{id: a, action: core.nope}]}\n");
+    let (code, out, _) = run_in(dir.path(), &["simulate", "--playbook", "bad.yaml", "--alert", "alert.json"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("bad.yaml:4:"), "{out}");
+}
+
+const PB: &str = r#"
+id: cli
+name: CLI
+match: {rule: cli}
+steps:
+  containment:
+    - id: block
+      action: test.contain
+      with: {target: "{{ alert.entities.source_ip }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_and_approvals_from_the_command_line() {
+    let h = Harness::new(Db::new(Backend::Sqlite).await, &[PB]).await;
+    // The CLI runs on the real clock.
+    h.clock.set(floodgate::clock::Clock::now_ms(&floodgate::clock::SystemClock));
+    let acc = h.alert(json!({"id": "c1", "rule": "cli", "title": "cli test", "severity": "high", "entities": {"source_ip": "203.0.113.9", "user": "dana@corp.example"}})).await;
+    h.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "floodgate.toml",
+        format!(
+            "[database]\nurl = \"{}\"\n[[identities]]\nid = \"alice\"\n[[identities]]\nid = \"dana\"\nemail = \"dana@corp.example\"\n[groups]\noncall = [\"alice\", \"dana\"]\n",
+            h.db.url
+        ),
+    );
+    let (code, out, err) = run_in(dir.path(), &["approvals", "list", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let apr = v["approvals"][0]["id"].as_str().unwrap().to_string();
+    let (_, text, _) = run_in(dir.path(), &["approvals", "list"]);
+    assert!(text.contains("POST https://vendor.test/contain"), "{text}");
+    let (code, _, err) = run_in(dir.path(), &["approve", &apr, "--as", "dana"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("refused") && err.contains("aimed at"), "{err}");
+    let (code, out, err) = run_in(dir.path(), &["approve", &apr, "--as", "alice", "--reason", "confirmed"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("approved (1 of 1 approvals)"), "{out}");
+    let (code, _, err) = run_in(dir.path(), &["approve", "apr_missing", "--as", "alice"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no approval apr_missing"), "{err}");
+    h.clock.advance(10_000);
+    h.settle().await;
+    let run_id = acc.run_id.unwrap();
+    let (code, out, _) = run_in(dir.path(), &["runs", "list", "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["runs"][0]["id"], run_id.as_str());
+    assert_eq!(v["runs"][0]["state"], "succeeded");
+    let (_, out, _) = run_in(dir.path(), &["runs", "list", "--state", "failed"]);
+    assert_eq!(out.trim(), "no runs");
+    let (code, out, _) = run_in(dir.path(), &["runs", "show", &run_id]);
+    assert_eq!(code, 0);
+    for expected in ["state     succeeded", "alice approve via cli", "confirmed", "approval_decided", "step_succeeded"]
+    {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+    let (code, out, _) = run_in(dir.path(), &["runs", "show", &run_id, "--format", "json"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"][0]["state"], "succeeded");
+    let (code, _, err) = run_in(dir.path(), &["runs", "show", "run_missing"]);
+    assert_eq!((code, err.trim()), (1, "error: no run run_missing"));
+    let (code, out, _) = run_in(dir.path(), &["migrate"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("up to date"), "{out}");
+}
+
+#[test]
+fn commands_without_a_config_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_in(dir.path(), &["runs", "list"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("config file floodgate.toml not found"), "{err}");
+}
