@@ -163,8 +163,13 @@ async fn setup(opts: &Options) -> Result<Setup> {
         "bench".to_string(),
         crate::api::Source { config: source, auth: ResolvedAuth::Hmac(Secret::new(SECRET)) },
     )]);
-    let state =
-        crate::api::AppState { engine: engine.clone(), intake, sources: Arc::new(sources), tokens: Arc::default() };
+    let state = crate::api::AppState {
+        engine: engine.clone(),
+        intake,
+        sources: Arc::new(sources),
+        tokens: Arc::default(),
+        console: Arc::new(crate::web::Console::token_only("http://127.0.0.1")),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

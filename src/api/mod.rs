@@ -56,6 +56,8 @@ pub struct AppState {
     pub intake: Intake,
     pub sources: Arc<BTreeMap<String, Source>>,
     pub tokens: Arc<Tokens>,
+    /// Console sign-in, link key and public URL.
+    pub console: Arc<crate::web::Console>,
 }
 
 impl AppState {
@@ -72,7 +74,8 @@ impl AppState {
                 tokens.add(t.expose(), &i.id);
             }
         }
-        Ok(AppState { engine, intake, sources: Arc::new(sources), tokens: Arc::new(tokens) })
+        let console = Arc::new(crate::web::Console::from_config(cfg)?);
+        Ok(AppState { engine, intake, sources: Arc::new(sources), tokens: Arc::new(tokens), console })
     }
 }
 

@@ -27,13 +27,13 @@ mod render;
 mod session;
 mod view;
 
-use crate::api::{AppState, Tokens};
+use crate::api::AppState;
 use crate::config::{Config, ConfigError};
 use axum::Router;
 use axum::routing::{get, post};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 /// What the console needs from the config beyond what `AppState` carries: console passwords,
 /// the key that signs approval links, and the public URL (cookie `Secure`, origin checks).
@@ -62,17 +62,14 @@ impl Console {
         Ok(Console { passwords, emails, secret: try_link_secret(cfg)?, public_url: cfg.public_url() })
     }
 
-    /// A console for a state nobody attached settings to: API-token sign-in only, the
-    /// process's own link key, and the engine's public URL.
-    fn from_state(s: &AppState) -> Console {
-        let directory = &s.engine.inner().directory;
-        let emails =
-            directory.people.values().filter_map(|p| Some((p.email.as_ref()?.to_lowercase(), p.id.clone()))).collect();
+    /// A console with API-token sign-in only and this process's own link key (the bench and
+    /// embedders without a config).
+    pub fn token_only(public_url: &str) -> Console {
         Console {
             passwords: BTreeMap::new(),
-            emails,
+            emails: BTreeMap::new(),
             secret: process_key().to_vec(),
-            public_url: s.engine.inner().settings.public_url.clone().unwrap_or_default(),
+            public_url: public_url.to_string(),
         }
     }
 
@@ -90,33 +87,9 @@ impl Console {
     }
 }
 
-/// Settings attached to a running `AppState`, keyed by its token table (which every clone of
-/// the state shares). A `Weak` keeps the key's allocation reserved, so a dead state's address is
-/// never mistaken for a new one.
-///
-/// This exists because `AppState` has no field for the console yet; once it has one
-/// (`console: Arc<Console>`, built by `Console::from_config` in `AppState::from_config`),
-/// `console()` reads it and this registry goes.
-type Attached = Vec<(Weak<Tokens>, Arc<Console>)>;
-static ATTACHED: Mutex<Attached> = Mutex::new(Vec::new());
-
-/// Gives a state its console settings (passwords, link key, public URL).
-pub fn attach(state: &AppState, console: Console) {
-    let mut list = ATTACHED.lock().unwrap_or_else(|p| p.into_inner());
-    list.retain(|(w, _)| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(&state.tokens)));
-    list.push((Arc::downgrade(&state.tokens), Arc::new(console)));
-}
-
-/// The console settings of a state (see `attach`); without any, token sign-in only.
+/// The console settings of a state.
 pub(crate) fn console(s: &AppState) -> Arc<Console> {
-    let mut list = ATTACHED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, c)) = list.iter().find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&s.tokens))) {
-        return c.clone();
-    }
-    list.retain(|(w, _)| w.strong_count() > 0);
-    let c = Arc::new(Console::from_state(s));
-    list.push((Arc::downgrade(&s.tokens), c.clone()));
-    c
+    s.console.clone()
 }
 
 /// A key made once per process, used when `[server] secret` is not set: links then stop

@@ -169,7 +169,6 @@ impl Site {
         let cfg = config(dir.path(), public_url.unwrap_or(&url));
         let h = Harness::with_directory(db, playbooks, Directory::from_config(&cfg)).await;
         let state = floodgate::api::AppState::from_config(&cfg, h.engine.clone(), h.intake.clone()).unwrap();
-        floodgate::web::attach(&state, floodgate::web::Console::from_config(&cfg).unwrap());
         tokio::spawn(axum::serve(listener, floodgate::api::router(state)).into_future());
         floodgate_sdk::http::install_crypto_provider();
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
