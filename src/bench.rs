@@ -169,6 +169,7 @@ async fn setup(opts: &Options) -> Result<Setup> {
         sources: Arc::new(sources),
         tokens: Arc::default(),
         console: Arc::new(crate::web::Console::token_only("http://127.0.0.1")),
+        slack: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

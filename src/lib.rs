@@ -14,6 +14,7 @@ pub mod engine;
 pub mod failpoint;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod playbook;
 pub mod server;
 pub mod simulate;

@@ -83,6 +83,10 @@ pub async fn serve(config_path: &Path) -> Result<()> {
     let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     background.extend(crate::ingest::detections::spawn(&cfg, &engine, &state.intake)?);
     background.extend(crate::ingest::audit_files::spawn(&cfg, &engine, &state.intake)?);
+    if let Some(notifier) = crate::notify::Notifier::from_config(&cfg, engine.clone())? {
+        tracing::info!(channels = ?notifier.channel_names(), "approval notices on");
+        background.push(notifier.spawn());
+    }
     tracing::info!(
         %addr,
         database = %redact_url(&cfg.database.url),

@@ -6,6 +6,7 @@
 mod alerts;
 mod ops;
 mod rest;
+pub mod slack;
 
 use crate::config::{Config, ResolvedAuth, SourceConfig};
 use crate::engine::Engine;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Console sign-in, link key and public URL.
     pub console: Arc<crate::web::Console>,
+    /// Slack interactions, when `[connectors.slack]` has a signing secret.
+    pub slack: Option<Arc<slack::SlackApp>>,
 }
 
 impl AppState {
@@ -75,7 +78,8 @@ impl AppState {
             }
         }
         let console = Arc::new(crate::web::Console::from_config(cfg)?);
-        Ok(AppState { engine, intake, sources: Arc::new(sources), tokens: Arc::new(tokens), console })
+        let slack = slack::SlackApp::from_config(cfg)?.map(Arc::new);
+        Ok(AppState { engine, intake, sources: Arc::new(sources), tokens: Arc::new(tokens), console, slack })
     }
 }
 
@@ -115,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/approvals/{id}/decision", post(rest::decide))
         .route("/v1/reverts/{id}/extend", post(rest::extend_revert))
         .route("/v1/reverts/{id}/cancel", post(rest::cancel_revert))
+        .route("/slack/interactions", post(slack::interactions))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

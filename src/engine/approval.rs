@@ -100,6 +100,14 @@ pub fn requirement(step: &Step, playbook: &Playbook, alert: &Value, dir: &Direct
 
 /// Judges one vote by `voter` (an identity id) on a locked approval.
 pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now: i64, dir: &Directory) -> VoteVerdict {
+    let decision = if approve { "approve" } else { "deny" };
+    let eligible = dir.members(&a.groups);
+    // The same vote again (a double click, a redelivered button press, a retried API call) is
+    // the vote already counted, whatever happened since: answer it the same way, change nothing.
+    if votes.iter().any(|v| v.identity == voter && v.decision == decision) {
+        let approvals = votes.iter().filter(|v| v.decision == "approve" && eligible.contains(&v.identity)).count();
+        return VoteVerdict::Repeat { approvals: approvals as i64 };
+    }
     if a.state != ApprovalState::Pending {
         return VoteVerdict::Refuse(format!("approval {} is already {}", a.id, a.state.as_str()));
     }
@@ -109,7 +117,6 @@ pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now
     let Some(person) = dir.people.get(voter) else {
         return VoteVerdict::Refuse(format!("{voter:?} is not a known identity"));
     };
-    let eligible = dir.members(&a.groups);
     if !eligible.contains(voter) {
         return VoteVerdict::Refuse(format!("{voter} is not in the approver groups ({})", a.groups.join(", ")));
     }
@@ -120,7 +127,6 @@ pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now
             return VoteVerdict::Refuse(format!("{voter} is the user this action is aimed at and cannot approve it"));
         }
     }
-    let decision = if approve { "approve" } else { "deny" };
     let approvals_so_far =
         votes.iter().filter(|v| v.decision == "approve" && eligible.contains(&v.identity)).count() as i64;
     if let Some(prev) = votes.iter().find(|v| v.identity == voter) {

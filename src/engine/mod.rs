@@ -93,6 +93,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     pub(crate) refs: Arc<StoreRefs>,
     wake: Notify,
+    /// Approvals changed (requested, voted on, escalated, decided): the notifier catches up.
+    notices: Notify,
     stopping: AtomicBool,
 }
 
@@ -105,6 +107,7 @@ impl Inner {
     }
     fn approval_requested(&self, a: &ApprovalRow) {
         tracing::info!(approval = %a.id, run = %a.run_id, step = %a.step_id, groups = ?a.groups, "approval requested");
+        self.notices.notify_one();
     }
 }
 
@@ -136,6 +139,7 @@ impl Engine {
                 metrics,
                 refs,
                 wake: Notify::new(),
+                notices: Notify::new(),
                 stopping: AtomicBool::new(false),
             }),
         }
@@ -160,6 +164,15 @@ impl Engine {
     /// New work exists: wake idle workers now rather than at their next poll.
     pub fn wake(&self) {
         self.inner.wake.notify_waiters();
+    }
+
+    /// Waits until an approval changes (see `notify::Notifier`).
+    pub async fn wait_notices(&self) {
+        self.inner.notices.notified().await;
+    }
+
+    fn notices_changed(&self) {
+        self.inner.notices.notify_one();
     }
 
     /// Claims and drives one runnable run, if any. Returns its id and how driving stopped.
@@ -304,6 +317,9 @@ impl Engine {
             tx.commit().await?;
             handled += 1;
         }
+        if handled > 0 {
+            self.notices_changed();
+        }
         handled += self.run_due_reverts().await?;
         if handled > 0 {
             self.wake();
@@ -334,6 +350,7 @@ impl Engine {
             && o.state != ApprovalState::Pending
         {
             self.wake();
+            self.notices_changed();
         }
         Ok(out)
     }

@@ -28,6 +28,7 @@ pub mod audit;
 pub mod detections;
 mod intake;
 pub mod model;
+pub mod notices;
 mod queries;
 mod refs;
 pub mod reverts;
@@ -303,11 +304,13 @@ fn migrations(dialect: Dialect) -> Vec<Migration> {
             (1, "engine", include_str!("../../migrations/sqlite/0001_engine.sql")),
             (2, "detections", include_str!("../../migrations/sqlite/0002_detections.sql")),
             (3, "web", include_str!("../../migrations/sqlite/0003_web.sql")),
+            (4, "notices", include_str!("../../migrations/sqlite/0004_notices.sql")),
         ],
         Dialect::Postgres => &[
             (1, "engine", include_str!("../../migrations/postgres/0001_engine.sql")),
             (2, "detections", include_str!("../../migrations/postgres/0002_detections.sql")),
             (3, "web", include_str!("../../migrations/postgres/0003_web.sql")),
+            (4, "notices", include_str!("../../migrations/postgres/0004_notices.sql")),
         ],
     };
     files

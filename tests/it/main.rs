@@ -9,6 +9,7 @@ mod detections;
 mod engine;
 mod harness;
 mod intake;
+mod notices;
 mod policy;
 mod reverts;
 mod server;
