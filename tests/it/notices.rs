@@ -398,8 +398,121 @@ async fn interactions_need_a_configured_signing_secret() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/slack/interactions", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, floodgate::api::router(state)).into_future());
-    let r = reqwest::Client::new().post(url).body("payload=%7B%7D").send().await.unwrap();
+    let r = crate::common::client().post(url).body("payload=%7B%7D").send().await.unwrap();
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "slack_not_configured");
+}
+
+/// The whole path inside `floodgate serve`: an alert's approval request appears in Slack by
+/// itself, badly signed and stale presses are refused with 401, a signed press decides, the
+/// message is updated and the run finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_posts_requests_and_takes_signed_slack_presses() {
+    use crate::server::{Server, config as server_config, post_alert};
+    let slack = SlackSim::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let playbooks = dir.path().join("playbooks");
+    write(
+        &playbooks,
+        "ask.yaml",
+        r#"
+id: ask
+name: Ask first
+match: {rule: ask}
+steps:
+  containment:
+    - id: note
+      action: core.log
+      approval: {groups: [oncall], timeout: 30m}
+      with: {message: "approved containment for {{ alert.entities.user }}"}
+"#,
+    );
+    let db = dir.path().join("floodgate.db");
+    let extra = format!(
+        r#"
+[groups]
+oncall = ["alice"]
+[[identities]]
+id = "alice"
+slack_user_id = "{ALICE}"
+[approvals]
+slack_channel = "{SOC_CHANNEL}"
+[connectors.slack]
+bot_token = "env:FLOODGATE_SLACK_BOT_TOKEN"
+signing_secret = "env:FLOODGATE_SLACK_SIGNING_SECRET"
+api_base_url = "{}"
+"#,
+        slack.url()
+    );
+    let cfg = server_config(dir.path(), &format!("sqlite://{}", db.display()), &playbooks, &extra);
+    let server = Server::start(
+        &cfg,
+        &[("FLOODGATE_SLACK_BOT_TOKEN", SIM_BOT_TOKEN), ("FLOODGATE_SLACK_SIGNING_SECRET", SIM_SIGNING_SECRET)],
+    );
+    let http = reqwest::Client::new();
+    let alert =
+        json!({"id": "s-1", "rule": "ask", "title": "t", "severity": "high", "entities": {"user": "eve@corp.example"}});
+    let (status, _) = post_alert(&http, &server.url, &alert).await.expect("serve answers");
+    assert_eq!(status, 202);
+
+    let wait_for = |what: &str, check: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !check() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(20),
+                "{what} did not happen; log:\n{}",
+                server.stderr()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("the approval request in Slack", &|| !slack.messages(SOC_CHANNEL).is_empty());
+    let msg = slack.messages(SOC_CHANNEL).remove(0);
+    let blocks = block_text(&msg.blocks);
+    let apr = blocks.split("approve:").nth(1).and_then(|r| r.split('"').next()).expect("an Approve button").to_string();
+
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let payload = floodgate_slack::sim::block_actions_payload(
+        ALICE,
+        SOC_CHANNEL,
+        &msg.ts,
+        "floodgate_approve",
+        &format!("approve:{apr}"),
+        &slack.response_url("alice"),
+    );
+    let press = |req: floodgate_slack::sim::SignedRequest| {
+        http.post(format!("{}/slack/interactions", server.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-slack-request-timestamp", req.timestamp)
+            .header("x-slack-signature", req.signature)
+            .body(req.body)
+            .send()
+    };
+    for (req, code) in [
+        (floodgate_slack::sim::signed_interaction("wrong-secret", now, &payload), "signature_mismatch"),
+        (floodgate_slack::sim::signed_interaction(SIM_SIGNING_SECRET, now - 600, &payload), "stale_timestamp"),
+    ] {
+        let r = press(req).await.unwrap();
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], code);
+    }
+    assert_eq!(slack.message(SOC_CHANNEL, &msg.ts).unwrap().edits, 0, "refused presses change nothing");
+    let r = press(floodgate_slack::sim::signed_interaction(SIM_SIGNING_SECRET, now, &payload)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for("the message update", &|| slack.message(SOC_CHANNEL, &msg.ts).is_some_and(|m| m.edits == 1));
+    let updated = block_text(&slack.message(SOC_CHANNEL, &msg.ts).unwrap().blocks);
+    assert!(updated.contains("Approved") && updated.contains(&format!("<@{ALICE}>")), "{updated}");
+
+    let store = floodgate::store::Store::connect(&format!("sqlite://{}", db.display()), 1).await.unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let runs = store.list_runs(&floodgate::store::RunFilter { limit: 10, ..Default::default() }).await.unwrap();
+        if runs.iter().any(|r| r.state == "succeeded") {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the run did not finish: {runs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
