@@ -74,6 +74,7 @@ pub async fn serve(config_path: &Path) -> Result<()> {
     let engine = build_engine(&cfg, store.clone(), settings)?;
     let intake = Intake::start(engine.clone());
     let state = AppState::from_config(&cfg, engine.clone(), intake)?;
+    let notifier = crate::notify::Notifier::from_config(&cfg, engine.clone())?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
@@ -83,7 +84,7 @@ pub async fn serve(config_path: &Path) -> Result<()> {
     let mut background: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     background.extend(crate::ingest::detections::spawn(&cfg, &engine, &state.intake)?);
     background.extend(crate::ingest::audit_files::spawn(&cfg, &engine, &state.intake)?);
-    if let Some(notifier) = crate::notify::Notifier::from_config(&cfg, engine.clone())? {
+    if let Some(notifier) = notifier {
         tracing::info!(channels = ?notifier.channel_names(), "approval notices on");
         background.push(notifier.spawn());
     }

@@ -180,7 +180,14 @@ pub fn tone(word: &str) -> &'static str {
     match word {
         "succeeded" | "approved" | "reverted" | "closed_benign" | "step_succeeded" | "revert_succeeded"
         | "approval_automatic" => "good",
-        "failed" | "denied" | "expired" | "cancelled" | "step_failed" | "vote_refused" | "revert_failed" => "bad",
+        "failed"
+        | "denied"
+        | "expired"
+        | "cancelled"
+        | "step_failed"
+        | "vote_refused"
+        | "revert_failed"
+        | "approval_notice_failed" => "bad",
         "waiting"
         | "pending"
         | "scheduled"
@@ -190,6 +197,15 @@ pub fn tone(word: &str) -> &'static str {
         | "revert_retry_scheduled"
         | "open" => "warn",
         _ => "neutral",
+    }
+}
+
+fn channel_name(c: &str) -> &str {
+    match c {
+        "slack" => "Slack",
+        "teams" => "Teams",
+        "pagerduty" => "PagerDuty",
+        other => other,
     }
 }
 
@@ -225,6 +241,23 @@ pub fn event(e: &EventRow, dir: &Directory, now: i64) -> Value {
             format!("No decision in time: escalated to {}, new deadline {}", s("to"), s("deadline"))
         }
         "approval_decided" => format!("Approval {}: {}", s("state"), s("reason")),
+        "approval_notified" => {
+            let what = match s("what").as_str() {
+                "request" => "approval request posted",
+                "escalation" => "escalation posted",
+                "decision" => "message updated with the decision",
+                "page" => "page triggered",
+                "resolve" => "page resolved",
+                _ => "notified",
+            };
+            format!("{}: {what}", channel_name(&s("channel")))
+        }
+        "approval_notice_failed" => format!(
+            "{} could not be notified ({}); retrying at {}",
+            channel_name(&s("channel")),
+            s("error"),
+            s("retry_at")
+        ),
         "vote" => format!("{} voted to {} via {}{}", who("identity"), s("decision"), s("channel"), because("reason")),
         "vote_refused" => {
             format!("{}'s vote ({}) via {} was refused: {}", who("identity"), s("decision"), s("channel"), s("why"))
