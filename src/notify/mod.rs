@@ -139,8 +139,7 @@ impl Notifier {
         let step = store.step_execution(&a.step_exec_id).await?;
         let action = step.map(|s| s.action).unwrap_or_else(|| a.step_id.clone());
         let risk = self.catalog.get(&action).map_or(RiskClass::Contain, |s| s.risk);
-        let mut plan =
-            serde_json::from_value::<Plan>(a.plan.clone()).unwrap_or_else(|_| Plan::new(a.summary.clone()));
+        let mut plan = serde_json::from_value::<Plan>(a.plan.clone()).unwrap_or_else(|_| Plan::new(a.summary.clone()));
         // Plans are redacted before they are stored; redact again, as every other view does.
         for r in &mut plan.requests {
             r.body = r.body.as_ref().map(floodgate_sdk::text::redact_json);

@@ -250,6 +250,15 @@ async fn slack_buttons_decide_once_for_linked_approvers_and_the_message_shows_wh
         links.iter().filter(|(t, _)| t.starts_with("Review as")).map(|(t, _)| t.as_str()).collect();
     assert_eq!(reviewers, ["Review as Alice Adams", "Review as Dana Diaz"]);
     assert!(links.iter().all(|(_, u)| u.starts_with("https://floodgate.example/")), "{links:?}");
+    // Dana's link opens her approval page on floodgate (signed with the configured key).
+    let dana = &links.iter().find(|(t, _)| t == "Review as Dana Diaz").unwrap().1;
+    let page = s.http.get(dana.replace("https://floodgate.example", &s.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("approval link for <strong>Dana Diaz</strong>") && html.contains("contain 203.0.113.66"),
+        "{html}"
+    );
     // PagerDuty pages only on escalation.
     assert!(s.pd.alerts().is_empty());
     assert_eq!(s.notifier.tick().await.unwrap(), 0, "nothing is posted twice");
