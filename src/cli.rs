@@ -337,7 +337,9 @@ pub async fn simulate(
     let connectors = Connectors::build(cfg.as_ref().map(|c| &c.connectors).unwrap_or(&Default::default()))
         .map_err(|e| anyhow::anyhow!(e))?;
     let dir = cfg.as_ref().map(Directory::from_config).unwrap_or_default();
-    let sim = crate::simulate::simulate(&pb, alert.to_json(), &connectors, &dir).await;
+    // As `serve` does: the configured public URL (or the listen address) makes `incident.url`.
+    let public_url = cfg.as_ref().map(Config::public_url);
+    let sim = crate::simulate::simulate(&pb, alert.to_json(), &connectors, &dir, public_url.as_deref()).await;
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&sim)?);
     } else {
