@@ -169,10 +169,11 @@ pub async fn runs_show(config: &Path, id: &str, format: &str) -> Result<ExitCode
             String::new()
         };
         println!(
-            "  {:<13} {:<22} {:<28} attempt {}  {detail}",
+            "  {:<13} {:<22} {:<28} {:<10} attempt {}  {detail}",
             s.phase,
             format!("{}{item}", s.step_id),
             s.action,
+            s.state.as_str(),
             s.attempt
         );
     }

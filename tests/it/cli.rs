@@ -177,6 +177,9 @@ async fn runs_and_approvals_from_the_command_line() {
     {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
+    // Each step's state is a column of its line.
+    let block = out.lines().find(|l| l.contains("block") && l.contains("test.contain")).expect("the step's line");
+    assert!(block.split_whitespace().any(|w| w == "succeeded"), "{block}");
     let (code, out, _) = run_in(dir.path(), &["runs", "show", &run_id, "--format", "json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -260,4 +263,25 @@ steps:
         run_in(dir.path(), &["simulate", "--playbook", "edge.yaml", "--alert", "alert.json", "--format", "json"]);
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["steps"][0]["inputs"][0]["message"], "see ", "{v}");
+}
+
+/// `floodgate schema | head -c1`: a reader that goes away ends floodgate quietly (SIGPIPE), it
+/// does not panic on the failed write.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_process_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::common::bin())
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("floodgate runs");
+    // Close the reading end before floodgate writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
 }
