@@ -157,7 +157,14 @@ pub async fn runs_show(config: &Path, id: &str, format: &str) -> Result<ExitCode
     }
     println!("playbook  {} (version {})", d.run.playbook_id, &d.run.playbook_hash[..12]);
     if let Some(i) = &d.incident {
-        println!("incident  {} [{}] {} ({} alerts, {})", i.id, i.severity, i.title, i.alert_count, i.state);
+        println!(
+            "incident  {} [{}] {} ({}, {})",
+            i.id,
+            i.severity,
+            i.title,
+            crate::text::count(i.alert_count, "alert", "alerts"),
+            i.state
+        );
     }
     println!("started   {}", time(d.run.created_at));
     println!("\nsteps");

@@ -206,11 +206,11 @@ async fn list(config: &Path, format: &str) -> Result<ExitCode> {
                 None => String::new(),
             };
             println!(
-                "      {}: watermark {}, {} windows, {} alerts{error}",
+                "      {}: watermark {}, {}, {}{error}",
                 s["workspace"].as_str().unwrap_or(""),
                 s["watermark"].as_str().unwrap_or(""),
-                s["windows"],
-                s["alerts"]
+                crate::text::count(s["windows"].as_i64().unwrap_or(0), "window", "windows"),
+                crate::text::count(s["alerts"].as_i64().unwrap_or(0), "alert", "alerts")
             );
         }
     }

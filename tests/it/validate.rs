@@ -119,7 +119,7 @@ fn quorum_and_groups_are_checked_against_the_config() {
     write(
         dir.path(),
         "floodgate.toml",
-        "[[identities]]\nid = \"alice\"\n[[identities]]\nid = \"bob\"\n[groups]\noncall = [\"alice\", \"bob\"]\n",
+        "[[identities]]\nid = \"alice\"\n[[identities]]\nid = \"bob\"\n[groups]\noncall = [\"alice\", \"bob\"]\nsolo = [\"alice\"]\n",
     );
     write(
         dir.path(),
@@ -137,6 +137,10 @@ steps:
       action: core.log
       with: {message: x}
       approval: {groups: [oncal], quorum: 1, on_timeout: escalate}
+    - id: e
+      action: core.log
+      with: {message: x}
+      approval: {groups: [solo], quorum: 2}
 "#,
     );
     let (code, out, _) = run_in(dir.path(), &["validate", "--config", "floodgate.toml", "pb.yaml"]);
@@ -144,6 +148,7 @@ steps:
     assert!(out.contains("pb.yaml:9:44: error: quorum 3 is larger than the 2 people in oncall"), "{out}");
     assert!(out.contains("error: unknown approver group \"oncal\" — did you mean \"oncall\"?"), "{out}");
     assert!(out.contains("error: on_timeout: escalate needs escalate_to"), "{out}");
+    assert!(out.contains("error: quorum 2 is larger than the 1 person in solo"), "{out}");
 }
 
 #[test]
