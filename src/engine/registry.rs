@@ -182,6 +182,7 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn compile(yaml: &str) -> Playbook {
         let catalog = crate::connectors::catalog();
@@ -193,6 +194,17 @@ mod tests {
         compile(&format!(
             "id: {id}\nname: {id}\nversion: 1\npriority: {priority}\n{extra}\nsteps:\n  triage:\n    - id: note\n      action: core.log\n      with:\n        message: hi\n"
         ))
+    }
+
+    #[test]
+    fn a_step_without_retry_gets_three_attempts() {
+        let pb = playbook("p", 0, "match: {}");
+        let r = &pb.steps[0].retry;
+        assert_eq!((r.max_attempts, r.backoff, r.max_backoff), (3, Duration::from_secs(5), Duration::from_secs(300)));
+        let pb = compile(
+            "id: p\nname: p\nmatch: {}\nsteps:\n  triage:\n    - {id: a, action: core.log, retry: {max_attempts: 1}, with: {message: x}}\n",
+        );
+        assert_eq!(pb.steps[0].retry.max_attempts, 1);
     }
 
     #[test]

@@ -570,7 +570,8 @@ fn compile_step(
         input: input.unwrap_or(Input::Object(Vec::new())),
         when,
         foreach,
-        retry: retry.unwrap_or(Retry { max_attempts: 1, ..Retry::default() }),
+        // Without a `retry:` block: 3 attempts, 5s then 10s apart (see docs/playbooks.md).
+        retry: retry.unwrap_or_default(),
         timeout,
         on_error,
         approval,
