@@ -27,12 +27,13 @@ struct ConfigArg {
 enum Command {
     /// Run the server: webhook intake, workers and timers.
     Serve(ConfigArg),
-    /// Check playbooks: prints every problem as path:line:col: error: message and exits 1, or a
-    /// one-line summary and exits 0.
+    /// Check playbooks (and, with a config, its detections): prints every problem as
+    /// path:line:col: error: message and exits 1, or a one-line summary and exits 0.
     Validate {
         /// Playbook files or directories (default: the config's playbooks directory, else ./playbooks).
         paths: Vec<PathBuf>,
-        /// Config file, to check approver groups and quorums against it.
+        /// Config file, to check approver groups and quorums against it and, when it has a
+        /// `[detections]` table, the detection files. Default ./floodgate.toml when it exists.
         #[arg(long, env = "FLOODGATE_CONFIG")]
         config: Option<PathBuf>,
         /// `text` (default) or `json`.

@@ -218,3 +218,39 @@ fn every_file_is_reported_and_duplicate_ids_across_files() {
     assert!(out.contains("pbs/b.yaml:1:1: error: playbook id \"good\" is already used by pbs/a.yaml"), "{out}");
     assert!(out.contains("pbs/c.yaml:1:1: error: missing required key \"name\""), "{out}");
 }
+
+/// With a config (given, or ./floodgate.toml), `validate` checks the `[detections]` too, in the
+/// same `path:line:col: error: message` form.
+#[test]
+fn validate_checks_the_configured_detections() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "playbooks/pb.yaml",
+        "id: p\nname: P\nmatch: {}\nsteps:\n  triage:\n    - {id: a, action: core.log, with: {message: x}}\n",
+    );
+    let shipped = repo().join("detections/failed-logins.yaml");
+    write(dir.path(), "det/good.yaml", std::fs::read(&shipped).unwrap());
+    write(dir.path(), "floodgate.toml", "[detections]\ndirectory = \"det\"\n");
+    let (code, out, err) = run_in(dir.path(), &["validate"]);
+    assert_eq!((code, out.trim()), (0, "ok: 1 playbook, 1 detection valid"), "{err}");
+
+    write(dir.path(), "det/bad.yaml", "id: bad\ntitle: Bad\nseverity: hgh\nsql: SELECT 1\n");
+    let (code, out, err) = run_in(dir.path(), &["validate"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let p = std::path::Path::new("det").join("bad.yaml").display().to_string();
+    assert!(out.lines().any(|l| l.starts_with(&format!("{p}:3:11: error: severity:"))), "{out}");
+    let (code, out, _) = run_in(dir.path(), &["validate", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, v["valid"].as_bool()), (1, Some(false)));
+    assert!(v["problems"].as_array().unwrap().iter().any(|d| d["path"] == p.as_str()), "{v}");
+
+    // A missing directory is named at the [detections] table; without the table nothing is checked.
+    write(dir.path(), "other.toml", "playbooks = \"playbooks\"\n\n[detections]\ndirectory = \"nowhere\"\n");
+    let (code, out, _) = run_in(dir.path(), &["validate", "--config", "other.toml"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("other.toml:3:1: error: [detections] directory"), "{out}");
+    write(dir.path(), "off.toml", "[detections]\nenabled = false\ndirectory = \"nowhere\"\n");
+    let (code, out, err) = run_in(dir.path(), &["validate", "--config", "off.toml"]);
+    assert_eq!((code, out.trim()), (0, "ok: 1 playbook valid"), "{err}");
+}
