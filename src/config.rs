@@ -2,8 +2,11 @@
 //! how they authenticate, who the responders are, and each connector's settings.
 //!
 //! Secrets are references (`env:NAME`, `file:PATH`), resolved when the server starts so a
-//! missing one is named before any alert arrives. Relative paths are relative to the config
-//! file's directory. Unknown keys are errors with their position, like playbooks.
+//! missing one is named before any alert arrives. Relative paths (`playbooks`, a `sqlite://`
+//! file, `[detections] directory`, `[[audit_files]] directory`) are relative to the config
+//! file's directory; a relative `file:` secret path is the exception: it is opened as written,
+//! from the process's current directory. Unknown keys are errors with their position, like
+//! playbooks.
 
 use floodgate_sdk::{Secret, SecretRef};
 use serde::Deserialize;
@@ -192,7 +195,7 @@ pub struct SourceConfig {
 
 /// A confidence, on the scale alerts use once normalized: 0.0 to 1.0. The error is raised while
 /// the value is read, so it carries the value's position in the file.
-fn confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let c = f64::deserialize(d)?;
     if !(0.0..=1.0).contains(&c) {
         return Err(serde::de::Error::custom(format!("confidence must be between 0.0 and 1.0, found {c}")));
@@ -200,7 +203,7 @@ fn confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(c)
 }
 
-fn optional_confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+pub(crate) fn optional_confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     confidence(d).map(Some)
 }
 
@@ -544,6 +547,13 @@ mod tests {
         let e =
             Config::parse("[[policy.auto_approve.rules]]\nmin_confidence = 1.5\n", Path::new("f.toml")).unwrap_err();
         assert!(e.0.starts_with("f.toml:2:18: error:") && e.0.contains("found 1.5"), "{}", e.0);
+
+        let e = Config::parse(
+            "[[audit_files]]\nname = \"a\"\ndirectory = \"d\"\n[[audit_files.rules]]\nactions = [\"*\"]\nconfidence = 70\n",
+            Path::new("f.toml"),
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("f.toml:6:14: error:") && e.0.contains("found 70"), "{}", e.0);
     }
 
     #[test]
