@@ -420,7 +420,10 @@ pub async fn reverts_list(config: &Path, state: &str, format: &str) -> Result<Ex
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"reverts": rows}))?);
     } else if rows.is_empty() {
-        println!("no {} reverts", if state == "all" { "" } else { state });
+        match state {
+            "all" => println!("no reverts"),
+            _ => println!("no {state} reverts"),
+        }
     } else {
         for r in rows {
             println!(
