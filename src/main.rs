@@ -199,6 +199,7 @@ enum RevertsCommand {
         /// Your identity id from [[identities]].
         #[arg(long = "as")]
         identity: String,
+        /// Why; recorded on the timeline.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -211,6 +212,7 @@ enum RevertsCommand {
         /// Your identity id from [[identities]].
         #[arg(long = "as")]
         identity: String,
+        /// Why; recorded on the timeline.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]

@@ -21,6 +21,7 @@ pub enum DetectionsCommand {
     Validate {
         /// Detection files or directories (default: the config's detections directory, else ./detections).
         paths: Vec<PathBuf>,
+        /// Config file, for its `[detections] directory` when no paths are given.
         #[arg(long, env = "FLOODGATE_CONFIG")]
         config: Option<PathBuf>,
         /// `text` (default) or `json`.
@@ -29,6 +30,7 @@ pub enum DetectionsCommand {
     },
     /// List the configured detections with their watermarks and last errors.
     List {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
         /// `text` (default) or `json`.
@@ -38,6 +40,7 @@ pub enum DetectionsCommand {
     /// Run detections once over a window against the configured Databricks and print the alerts
     /// they would raise. Stores nothing and moves no watermark.
     Test {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
         /// Only these detection ids (repeatable; default all, including disabled ones).
@@ -56,12 +59,14 @@ pub enum DetectionsCommand {
     /// Run every enabled detection's due windows once, storing alerts and moving watermarks
     /// exactly as `floodgate serve` does (for cron-style use and catching up by hand).
     RunOnce {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
     },
     /// Read every `[[audit_files]]` directory once, storing alerts and per-file progress
     /// exactly as `floodgate serve` does (a file already read is not read again).
     ReadFiles {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
     },
