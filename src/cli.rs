@@ -9,6 +9,10 @@ use std::process::ExitCode;
 /// `floodgate validate`
 pub fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Result<ExitCode> {
     let catalog = crate::connectors::catalog();
+    // The config given, else ./floodgate.toml when there is one: its groups and policy check
+    // the playbooks, and its `[detections]` are checked too.
+    let default_config = Path::new("floodgate.toml");
+    let config = config.or_else(|| default_config.is_file().then_some(default_config));
     let cfg = config.map(crate::config::Config::load).transpose()?;
     let groups = cfg.as_ref().map(|c| c.group_members());
     let opts = CompileOptions { catalog: &catalog, groups: groups.as_ref(), policy: cfg.as_ref().map(|c| &c.policy) };
@@ -34,12 +38,20 @@ pub fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Resul
             }
         }
     }
+    let detections = cfg.as_ref().filter(|c| c.detections.enabled).map(|c| {
+        let (n, problems) = crate::ingest::commands::check_configured(c);
+        diags.extend(problems);
+        n
+    });
     if format == "json" {
-        let out = serde_json::json!({
+        let mut out = serde_json::json!({
             "valid": diags.is_empty(),
             "playbooks": ok.iter().map(|(id, path)| serde_json::json!({"id": id, "path": path})).collect::<Vec<_>>(),
             "problems": diags,
         });
+        if let Some(n) = detections {
+            out["detections"] = n.into();
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if diags.is_empty() {
         if files == 0 {
@@ -48,7 +60,9 @@ pub fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Resul
                 targets.iter().map(|t| t.display().to_string()).collect::<Vec<_>>().join(", ")
             );
         } else {
-            println!("ok: {} playbook{} valid", ok.len(), if ok.len() == 1 { "" } else { "s" });
+            let also = detections
+                .map_or(String::new(), |n| format!(", {}", crate::text::count(n as u64, "detection", "detections")));
+            println!("ok: {}{also} valid", crate::text::count(ok.len() as u64, "playbook", "playbooks"));
         }
     } else {
         for d in &diags {
@@ -56,11 +70,9 @@ pub fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Resul
         }
         let bad_files: std::collections::BTreeSet<_> = diags.iter().map(|d| &d.path).collect();
         eprintln!(
-            "{} problem{} in {} file{}",
-            diags.len(),
-            if diags.len() == 1 { "" } else { "s" },
-            bad_files.len(),
-            if bad_files.len() == 1 { "" } else { "s" }
+            "{} in {}",
+            crate::text::count(diags.len() as u64, "problem", "problems"),
+            crate::text::count(bad_files.len() as u64, "file", "files")
         );
     }
     Ok(if diags.is_empty() && files > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -157,7 +169,14 @@ pub async fn runs_show(config: &Path, id: &str, format: &str) -> Result<ExitCode
     }
     println!("playbook  {} (version {})", d.run.playbook_id, &d.run.playbook_hash[..12]);
     if let Some(i) = &d.incident {
-        println!("incident  {} [{}] {} ({} alerts, {})", i.id, i.severity, i.title, i.alert_count, i.state);
+        println!(
+            "incident  {} [{}] {} ({}, {})",
+            i.id,
+            i.severity,
+            i.title,
+            crate::text::count(i.alert_count, "alert", "alerts"),
+            i.state
+        );
     }
     println!("started   {}", time(d.run.created_at));
     println!("\nsteps");
@@ -169,10 +188,11 @@ pub async fn runs_show(config: &Path, id: &str, format: &str) -> Result<ExitCode
             String::new()
         };
         println!(
-            "  {:<13} {:<22} {:<28} attempt {}  {detail}",
+            "  {:<13} {:<22} {:<28} {:<10} attempt {}  {detail}",
             s.phase,
             format!("{}{item}", s.step_id),
             s.action,
+            s.state.as_str(),
             s.attempt
         );
     }
@@ -337,7 +357,9 @@ pub async fn simulate(
     let connectors = Connectors::build(cfg.as_ref().map(|c| &c.connectors).unwrap_or(&Default::default()))
         .map_err(|e| anyhow::anyhow!(e))?;
     let dir = cfg.as_ref().map(Directory::from_config).unwrap_or_default();
-    let sim = crate::simulate::simulate(&pb, alert.to_json(), &connectors, &dir).await;
+    // As `serve` does: the configured public URL (or the listen address) makes `incident.url`.
+    let public_url = cfg.as_ref().map(Config::public_url);
+    let sim = crate::simulate::simulate(&pb, alert.to_json(), &connectors, &dir, public_url.as_deref()).await;
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&sim)?);
     } else {
@@ -398,7 +420,10 @@ pub async fn reverts_list(config: &Path, state: &str, format: &str) -> Result<Ex
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"reverts": rows}))?);
     } else if rows.is_empty() {
-        println!("no {} reverts", if state == "all" { "" } else { state });
+        match state {
+            "all" => println!("no reverts"),
+            _ => println!("no {state} reverts"),
+        }
     } else {
         for r in rows {
             println!(

@@ -2,8 +2,11 @@
 //! how they authenticate, who the responders are, and each connector's settings.
 //!
 //! Secrets are references (`env:NAME`, `file:PATH`), resolved when the server starts so a
-//! missing one is named before any alert arrives. Relative paths are relative to the config
-//! file's directory. Unknown keys are errors with their position, like playbooks.
+//! missing one is named before any alert arrives. Relative paths (`playbooks`, a `sqlite://`
+//! file, `[detections] directory`, `[[audit_files]] directory`) are relative to the config
+//! file's directory; a relative `file:` secret path is the exception: it is opened as written,
+//! from the process's current directory. Unknown keys are errors with their position, like
+//! playbooks.
 
 use floodgate_sdk::{Secret, SecretRef};
 use serde::Deserialize;
@@ -183,11 +186,25 @@ pub struct SourceConfig {
     #[serde(default)]
     pub default_severity: Option<String>,
     /// Confidence (0.0–1.0) for alerts that carry none. Default 0.5.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_confidence")]
     pub default_confidence: Option<f64>,
     /// Generic sources only.
     #[serde(default)]
     pub mapping: FieldMapping,
+}
+
+/// A confidence, on the scale alerts use once normalized: 0.0 to 1.0. The error is raised while
+/// the value is read, so it carries the value's position in the file.
+pub(crate) fn confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let c = f64::deserialize(d)?;
+    if !(0.0..=1.0).contains(&c) {
+        return Err(serde::de::Error::custom(format!("confidence must be between 0.0 and 1.0, found {c}")));
+    }
+    Ok(c)
+}
+
+pub(crate) fn optional_confidence<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    confidence(d).map(Some)
 }
 
 /// A person who can approve.
@@ -293,6 +310,7 @@ pub struct AutoApproveRule {
     #[serde(default)]
     pub playbooks: Vec<String>,
     /// The alert's confidence (0.0–1.0) must be at least this.
+    #[serde(deserialize_with = "confidence")]
     pub min_confidence: f64,
     /// The alert's severity must be one of these. Default high and critical.
     #[serde(default)]
@@ -509,6 +527,33 @@ mod tests {
         let c = Config::parse("playbooks = \"pb\"\n", Path::new("/etc/fg/floodgate.toml")).unwrap();
         assert_eq!(c.playbooks, PathBuf::from("/etc/fg/pb"));
         assert_eq!(c.database.url, "sqlite:///etc/fg/floodgate.db");
+    }
+
+    #[test]
+    fn confidences_are_checked_with_their_position() {
+        let source = |c: &str| {
+            format!(
+                "[[sources]]\nname = \"s\"\nformat = \"generic\"\nauth = {{ type = \"bearer\", token = \"env:T\" }}\ndefault_confidence = {c}\n"
+            )
+        };
+        let e = Config::parse(&source("85"), Path::new("f.toml")).unwrap_err();
+        assert!(e.0.starts_with("f.toml:5:22: error:"), "{}", e.0);
+        assert!(e.0.contains("confidence must be between 0.0 and 1.0, found 85"), "{}", e.0);
+        assert!(Config::parse(&source("-0.1"), Path::new("f.toml")).is_err());
+        let c = Config::parse(&source("0.85"), Path::new("f.toml")).unwrap();
+        assert_eq!(c.sources[0].default_confidence, Some(0.85));
+        assert_eq!(Config::parse(&source("1"), Path::new("f.toml")).unwrap().sources[0].default_confidence, Some(1.0));
+
+        let e =
+            Config::parse("[[policy.auto_approve.rules]]\nmin_confidence = 1.5\n", Path::new("f.toml")).unwrap_err();
+        assert!(e.0.starts_with("f.toml:2:18: error:") && e.0.contains("found 1.5"), "{}", e.0);
+
+        let e = Config::parse(
+            "[[audit_files]]\nname = \"a\"\ndirectory = \"d\"\n[[audit_files.rules]]\nactions = [\"*\"]\nconfidence = 70\n",
+            Path::new("f.toml"),
+        )
+        .unwrap_err();
+        assert!(e.0.starts_with("f.toml:6:14: error:") && e.0.contains("found 70"), "{}", e.0);
     }
 
     #[test]

@@ -19,4 +19,5 @@ pub mod playbook;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod text;
 pub mod web;

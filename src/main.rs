@@ -27,12 +27,13 @@ struct ConfigArg {
 enum Command {
     /// Run the server: webhook intake, workers and timers.
     Serve(ConfigArg),
-    /// Check playbooks: prints every problem as path:line:col: error: message and exits 1, or a
-    /// one-line summary and exits 0.
+    /// Check playbooks (and, with a config, its detections): prints every problem as
+    /// path:line:col: error: message and exits 1, or a one-line summary and exits 0.
     Validate {
         /// Playbook files or directories (default: the config's playbooks directory, else ./playbooks).
         paths: Vec<PathBuf>,
-        /// Config file, to check approver groups and quorums against it.
+        /// Config file, to check approver groups and quorums against it and, when it has a
+        /// `[detections]` table, the detection files. Default ./floodgate.toml when it exists.
         #[arg(long, env = "FLOODGATE_CONFIG")]
         config: Option<PathBuf>,
         /// `text` (default) or `json`.
@@ -198,6 +199,7 @@ enum RevertsCommand {
         /// Your identity id from [[identities]].
         #[arg(long = "as")]
         identity: String,
+        /// Why; recorded on the timeline.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -210,6 +212,7 @@ enum RevertsCommand {
         /// Your identity id from [[identities]].
         #[arg(long = "as")]
         identity: String,
+        /// Why; recorded on the timeline.
         #[arg(long)]
         reason: Option<String>,
         #[command(flatten)]
@@ -250,6 +253,13 @@ enum ApprovalsCommand {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`floodgate runs list | head`) would
+    // panic; the default action ends the process quietly, as other command-line tools do.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     floodgate::server::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

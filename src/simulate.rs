@@ -9,7 +9,7 @@
 use crate::engine::Directory;
 use crate::engine::approval::{self, Requirement};
 use crate::engine::registry::Connectors;
-use crate::playbook::{Playbook, Step};
+use crate::playbook::{OnError, Playbook, Step};
 use floodgate_sdk::{ActionCall, CallContext, EndRun, MemoryRefStore, PlannedRequest};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -30,6 +30,9 @@ pub struct SimStep {
     pub action: String,
     pub risk: String,
     pub run: bool,
+    /// Why the step would fail when the run reaches it (its `when` cannot be evaluated, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would_fail: Option<String>,
     pub reason: String,
     /// Rendered input per item (one for steps without `foreach`).
     pub inputs: Vec<Value>,
@@ -58,9 +61,23 @@ fn matches(pb: &Playbook, alert: &Value, ctx: &tera::Context) -> (bool, String) 
     (true, "the playbook matches this alert".into())
 }
 
-pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir: &Directory) -> Simulation {
+/// Walks `pb` over `alert`. `public_url` is the console's address from the config (for
+/// `incident.url`); without one the incident has no URL, as in the engine.
+pub async fn simulate(
+    pb: &Playbook,
+    alert: Value,
+    connectors: &Connectors,
+    dir: &Directory,
+    public_url: Option<&str>,
+) -> Simulation {
+    // Routing sees the alert alone, exactly as intake does: no vars, incident or run yet.
+    let mut alert_ctx = tera::Context::new();
+    alert_ctx.insert("alert", &alert);
+    let (matched, match_reason) = matches(pb, &alert, &alert_ctx);
+    let group_key = pb.group.as_ref().and_then(|g| pb.templates.render_text(&g.key, &alert_ctx).ok());
+    let incident_url = public_url.map(|u| format!("{}/incidents/inc_simulated", u.trim_end_matches('/')));
     let incident = json!({"id": "inc_simulated", "title": alert["title"], "severity": alert["severity"], "state": "open",
-                          "alert_count": 1, "group_key": null, "opened_at": alert["received_at"], "url": null});
+                          "alert_count": 1, "group_key": group_key, "opened_at": alert["received_at"], "url": incident_url});
     let run = json!({"id": "run_simulated", "playbook": pb.id, "playbook_version": pb.version, "playbook_hash": pb.hash, "started_at": alert["received_at"]});
     let mut vars = Value::Object(pb.vars.clone());
     let mut steps_view = Map::new();
@@ -76,11 +93,11 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
         }
         c
     };
-    let (matched, match_reason) = matches(pb, &alert, &tera_ctx(&vars, &steps_view, None));
-    let group_key =
-        pb.group.as_ref().and_then(|g| pb.templates.render_text(&g.key, &tera_ctx(&vars, &steps_view, None)).ok());
     let refs = MemoryRefStore::new();
     let mut ended: Option<String> = None;
+    // The step at which the run would fail, and steps whose outputs exist only at run time.
+    let mut failed_at: Option<String> = None;
+    let mut unknown_outputs: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for step in &pb.steps {
         let mut s = SimStep {
@@ -89,6 +106,7 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
             action: step.action.clone(),
             risk: step.spec.risk.to_string(),
             run: false,
+            would_fail: None,
             reason: String::new(),
             inputs: Vec::new(),
             approval: None,
@@ -99,10 +117,13 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
             s.reason = format!("not run: {match_reason}");
         } else if let Some(at) = &ended {
             s.reason = format!("not run: the run ends at step {at} (closed as benign)");
+        } else if let Some(at) = &failed_at {
+            s.reason = format!("not run: the run fails at step {at}");
         }
         let ctx = tera_ctx(&vars, &steps_view, None);
         let mut runs = true;
         let mut notes = Vec::new();
+        let mut when_error = None;
         if let Some(c) = &step.when {
             match pb.templates.eval(c, &ctx) {
                 Ok(true) => notes.push(format!("when holds: {}", c.source)),
@@ -110,7 +131,14 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
                     runs = false;
                     notes.push(format!("skipped: when is false: {}", c.source));
                 }
-                Err(e) => notes.push(format!("when needs run-time data ({e}); shown as if it holds")),
+                Err(e) if unknown_outputs.iter().any(|id| refers_to_step(&c.source, id)) => {
+                    notes.push(format!("when needs run-time data ({e}); shown as if it holds"))
+                }
+                Err(e) => {
+                    // The engine fails the step: the condition cannot be evaluated.
+                    runs = false;
+                    when_error = Some(format!("when: {e}"));
+                }
             }
         }
         let items: Vec<Option<Value>> = match &step.foreach {
@@ -152,7 +180,7 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
                 attempt: 1,
                 alert: alert.clone(),
                 incident: incident.clone(),
-                incident_url: None,
+                incident_url: incident_url.clone(),
             };
             let key = crate::engine::idempotency_key("run_simulated", &step.id, 0);
             let call = ActionCall {
@@ -185,7 +213,24 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
         }
         s.summary = summaries.join("; ");
         s.approval = approval_view(step, pb, &alert, dir);
-        s.run = runs && matched && (ended.is_none() || ended.as_deref() == Some(step.id.as_str()));
+        s.run =
+            runs && matched && failed_at.is_none() && (ended.is_none() || ended.as_deref() == Some(step.id.as_str()));
+        let reached = matched && ended.is_none() && failed_at.is_none();
+        if let Some(e) = when_error
+            && reached
+        {
+            s.reason = match step.on_error {
+                OnError::Fail => format!("would fail: {e}; the run fails here"),
+                OnError::Continue => format!("would fail: {e}; the run goes on (on_error: continue)"),
+            };
+            s.would_fail = Some(e);
+            if step.on_error == OnError::Fail {
+                failed_at = Some(step.id.clone());
+            }
+        }
+        if s.run && !step.spec.pure {
+            unknown_outputs.push(&step.id);
+        }
         if s.reason.is_empty() {
             let mut r = if runs { vec!["runs".to_string()] } else { vec![] };
             r.extend(notes);
@@ -197,7 +242,11 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
             }
             s.reason = r.join("; ");
         }
-        let status = if s.run { "simulated" } else { "skipped" };
+        let status = match (&s.would_fail, s.run) {
+            (Some(_), _) => "failed",
+            (None, true) => "simulated",
+            (None, false) => "skipped",
+        };
         let output = if step.foreach.is_some() {
             Value::Array(outputs)
         } else {
@@ -207,6 +256,17 @@ pub async fn simulate(pb: &Playbook, alert: Value, connectors: &Connectors, dir:
         out.push(s);
     }
     Simulation { playbook: pb.id.clone(), matched, match_reason, group_key, steps: out }
+}
+
+/// Whether a condition's text reads `steps.<id>`.
+fn refers_to_step(source: &str, id: &str) -> bool {
+    let needle = format!("steps.{id}");
+    source.match_indices(&needle).any(|(at, _)| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + needle.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    })
 }
 
 fn approval_view(step: &Step, pb: &Playbook, alert: &Value, dir: &Directory) -> Option<Value> {
@@ -231,7 +291,9 @@ pub fn render_text(sim: &Simulation) -> String {
             phase = s.phase.clone();
             out.push_str(&format!("\n{phase}\n"));
         }
-        let mark = if !s.run {
+        let mark = if s.would_fail.is_some() {
+            "!"
+        } else if !s.run {
             "-"
         } else if s.approval.as_ref().is_some_and(|a| a.get("auto").is_none()) {
             "?"
@@ -254,6 +316,6 @@ pub fn render_text(sim: &Simulation) -> String {
             }
         }
     }
-    out.push_str("\nlegend: + runs, ? waits for approval, - does not run\n");
+    out.push_str("\nlegend: + runs, ? waits for approval, ! would fail, - does not run\n");
     out
 }

@@ -36,7 +36,11 @@ pub fn step_view(step: &Step, execs: &[&StepExecRow]) -> Value {
         };
         return json!({"status": status(e.state), "output": e.output.clone().unwrap_or(Value::Null), "error": e.error, "reason": e.reason});
     }
-    let outputs: Vec<Value> = execs.iter().map(|e| e.output.clone().unwrap_or(Value::Null)).collect();
+    // A step skipped as a whole (its list is empty, its `when` is false) leaves one row for the
+    // step, not an item: its output is the empty list.
+    let whole_step_skip = |e: &&&StepExecRow| e.state == StepState::Skipped && e.input.is_none() && e.plan.is_none();
+    let outputs: Vec<Value> =
+        execs.iter().filter(|e| !whole_step_skip(e)).map(|e| e.output.clone().unwrap_or(Value::Null)).collect();
     let agg = if execs.iter().any(|e| e.state == StepState::Failed) {
         "failed"
     } else if !execs.is_empty() && execs.iter().all(|e| e.state == StepState::Skipped) {

@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-/// A playbook chosen for an alert, and the alert's rendered group key.
-pub type Routed = (Arc<Playbook>, Option<String>);
+/// A playbook chosen for an alert, and the alert's rendered group key: `Ok(None)` when the
+/// playbook does not group, `Err` when its key template failed for this alert.
+pub type Routed = (Arc<Playbook>, Result<Option<String>, RenderError>);
 
 /// Playbooks: the current set (for new alerts) and every version runs are pinned to.
 pub struct Playbooks {
@@ -43,8 +44,10 @@ impl Playbooks {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// The highest-priority playbook that takes this alert, and its rendered group key.
-    pub fn route(&self, alert: &serde_json::Value) -> Result<Option<Routed>, RenderError> {
+    /// The highest-priority playbook that takes this alert (its sources, rules and `when` all
+    /// match), and its rendered group key. A key that fails to render does not change which
+    /// playbook takes the alert: the caller decides what to do without a key.
+    pub fn route(&self, alert: &serde_json::Value) -> Option<Routed> {
         let source = alert["source"].as_str().unwrap_or_default();
         let rule = alert["rule"].as_str();
         let mut ctx = tera::Context::new();
@@ -60,12 +63,12 @@ impl Playbooks {
                 }
             }
             let key = match &p.group {
-                Some(g) => Some(p.templates.render_text(&g.key, &ctx)?),
-                None => None,
+                Some(g) => p.templates.render_text(&g.key, &ctx).map(Some),
+                None => Ok(None),
             };
-            return Ok(Some((p, key)));
+            return Some((p, key));
         }
-        Ok(None)
+        None
     }
 
     /// The exact version a run is pinned to, compiled from the stored source if it is not
@@ -173,5 +176,71 @@ impl Directory {
     /// Everyone in any of `groups`.
     pub fn members(&self, groups: &[String]) -> BTreeSet<String> {
         groups.iter().filter_map(|g| self.groups.get(g)).flatten().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn compile(yaml: &str) -> Playbook {
+        let catalog = crate::connectors::catalog();
+        let opts = CompileOptions { catalog: &catalog, groups: None, policy: None };
+        playbook::compile(yaml.as_bytes(), "test.yaml", opts).unwrap_or_else(|d| panic!("{d:?}"))
+    }
+
+    fn playbook(id: &str, priority: i32, extra: &str) -> Playbook {
+        compile(&format!(
+            "id: {id}\nname: {id}\nversion: 1\npriority: {priority}\n{extra}\nsteps:\n  triage:\n    - id: note\n      action: core.log\n      with:\n        message: hi\n"
+        ))
+    }
+
+    #[test]
+    fn a_step_without_retry_gets_three_attempts() {
+        let pb = playbook("p", 0, "match: {}");
+        let r = &pb.steps[0].retry;
+        assert_eq!((r.max_attempts, r.backoff, r.max_backoff), (3, Duration::from_secs(5), Duration::from_secs(300)));
+        let pb = compile(
+            "id: p\nname: p\nmatch: {}\nsteps:\n  triage:\n    - {id: a, action: core.log, retry: {max_attempts: 1}, with: {message: x}}\n",
+        );
+        assert_eq!(pb.steps[0].retry.max_attempts, 1);
+    }
+
+    #[test]
+    fn a_group_key_that_fails_keeps_the_playbook_whose_when_matched() {
+        // The higher-priority playbook's `when` does not match; the other one's key fails.
+        let critical = playbook("critical-only", 10, "match:\n  source: siem\n  when: alert.severity == \"critical\"");
+        let grouped = playbook(
+            "grouped",
+            5,
+            "match:\n  source: siem\ngroup:\n  key: \"{{ alert.entities.nope.deeper }}\"\n  window: 1h",
+        );
+        let pbs = Playbooks::new(vec![critical, grouped], crate::connectors::catalog());
+        let alert = serde_json::json!({"source": "siem", "severity": "low", "entities": {}});
+        let (pb, key) = pbs.route(&alert).expect("routed");
+        assert_eq!(pb.id, "grouped");
+        assert!(key.is_err(), "{key:?}");
+
+        let alert = serde_json::json!({"source": "siem", "severity": "critical", "entities": {}});
+        let (pb, key) = pbs.route(&alert).expect("routed");
+        assert_eq!(pb.id, "critical-only");
+        assert_eq!(key.ok(), Some(None));
+    }
+
+    #[test]
+    fn an_alert_no_when_matches_is_not_routed_even_if_a_key_fails() {
+        let pb = playbook(
+            "grouped",
+            5,
+            "match:\n  source: siem\n  when: alert.severity == \"critical\"\ngroup:\n  key: \"{{ alert.entities.nope.deeper }}\"\n  window: 1h",
+        );
+        let pbs = Playbooks::new(vec![pb], crate::connectors::catalog());
+        let alert = serde_json::json!({"source": "siem", "severity": "low", "entities": {}});
+        assert!(pbs.route(&alert).is_none());
+        let alert = serde_json::json!({"source": "siem", "severity": "critical", "entities": {}});
+        let (pb, key) = pbs.route(&alert).expect("routed");
+        assert_eq!(pb.id, "grouped");
+        assert!(key.is_err());
     }
 }

@@ -66,7 +66,7 @@ pub struct AuditFileRule {
     #[serde(default)]
     pub severity: Option<String>,
     /// The alert's confidence (0.0–1.0). Default 0.5.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::optional_confidence")]
     pub confidence: Option<f64>,
 }
 

@@ -21,6 +21,7 @@ pub enum DetectionsCommand {
     Validate {
         /// Detection files or directories (default: the config's detections directory, else ./detections).
         paths: Vec<PathBuf>,
+        /// Config file, for its `[detections] directory` when no paths are given.
         #[arg(long, env = "FLOODGATE_CONFIG")]
         config: Option<PathBuf>,
         /// `text` (default) or `json`.
@@ -29,6 +30,7 @@ pub enum DetectionsCommand {
     },
     /// List the configured detections with their watermarks and last errors.
     List {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
         /// `text` (default) or `json`.
@@ -38,6 +40,7 @@ pub enum DetectionsCommand {
     /// Run detections once over a window against the configured Databricks and print the alerts
     /// they would raise. Stores nothing and moves no watermark.
     Test {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
         /// Only these detection ids (repeatable; default all, including disabled ones).
@@ -56,12 +59,14 @@ pub enum DetectionsCommand {
     /// Run every enabled detection's due windows once, storing alerts and moving watermarks
     /// exactly as `floodgate serve` does (for cron-style use and catching up by hand).
     RunOnce {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
     },
     /// Read every `[[audit_files]]` directory once, storing alerts and per-file progress
     /// exactly as `floodgate serve` does (a file already read is not read again).
     ReadFiles {
+        /// Config file (TOML).
         #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
         config: PathBuf,
     },
@@ -96,17 +101,12 @@ fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// `floodgate detections validate`
-fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Result<ExitCode> {
-    let cfg = config.map(load_config).transpose()?;
-    let targets: Vec<PathBuf> = if paths.is_empty() {
-        vec![cfg.as_ref().map_or_else(|| PathBuf::from("detections"), |c| c.detections.directory(c))]
-    } else {
-        paths.to_vec()
-    };
+/// Loads every detection file of `targets` (files or directories): the good ones, and every
+/// problem (ids used twice included), sorted by file and position.
+pub fn check_paths(targets: &[PathBuf]) -> (Vec<Detection>, Vec<crate::playbook::Diagnostic>) {
     let mut good: Vec<Detection> = Vec::new();
     let mut diags = Vec::new();
-    for t in &targets {
+    for t in targets {
         let (ok, bad) = detections::load(t);
         for d in ok {
             match good.iter().find(|g| g.id == d.id) {
@@ -122,6 +122,49 @@ fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Result<Ex
         diags.extend(bad);
     }
     diags.sort();
+    (good, diags)
+}
+
+/// What `floodgate validate` checks of the detections when a config is given: nothing when
+/// `[detections]` is off; otherwise the table's settings, that the directory exists, and every
+/// file in it. Returns the number of valid detections and the problems.
+pub fn check_configured(cfg: &Config) -> (usize, Vec<crate::playbook::Diagnostic>) {
+    let dc = &cfg.detections;
+    if !dc.enabled {
+        return (0, Vec::new());
+    }
+    // Problems of the table itself are reported at its header.
+    let at_table = |message: String| {
+        let text = std::fs::read_to_string(&cfg.path).unwrap_or_default();
+        let line = text.lines().position(|l| l.trim_start().starts_with("[detections]")).map_or(1, |i| i + 1);
+        crate::playbook::Diagnostic { path: cfg.path.display().to_string(), line: line as u64, col: 1, message }
+    };
+    let mut diags = Vec::new();
+    if let Err(e) = dc.check() {
+        diags.push(at_table(e));
+    }
+    let dir = dc.directory(cfg);
+    if !dir.is_dir() {
+        diags.push(at_table(format!(
+            "[detections] directory {} does not exist (create it, set directory, or enabled = false)",
+            dir.display()
+        )));
+        return (0, diags);
+    }
+    let (good, bad) = check_paths(&[dir]);
+    diags.extend(bad);
+    (good.len(), diags)
+}
+
+/// `floodgate detections validate`
+fn validate(paths: &[PathBuf], config: Option<&Path>, format: &str) -> Result<ExitCode> {
+    let cfg = config.map(load_config).transpose()?;
+    let targets: Vec<PathBuf> = if paths.is_empty() {
+        vec![cfg.as_ref().map_or_else(|| PathBuf::from("detections"), |c| c.detections.directory(c))]
+    } else {
+        paths.to_vec()
+    };
+    let (good, diags) = check_paths(&targets);
     if format == "json" {
         let out = json!({
             "valid": diags.is_empty() && !good.is_empty(),
@@ -206,11 +249,11 @@ async fn list(config: &Path, format: &str) -> Result<ExitCode> {
                 None => String::new(),
             };
             println!(
-                "      {}: watermark {}, {} windows, {} alerts{error}",
+                "      {}: watermark {}, {}, {}{error}",
                 s["workspace"].as_str().unwrap_or(""),
                 s["watermark"].as_str().unwrap_or(""),
-                s["windows"],
-                s["alerts"]
+                crate::text::count(s["windows"].as_i64().unwrap_or(0), "window", "windows"),
+                crate::text::count(s["alerts"].as_i64().unwrap_or(0), "alert", "alerts")
             );
         }
     }

@@ -83,33 +83,26 @@ impl Intake {
 /// Routes an alert to the highest-priority playbook that takes it.
 pub fn route(engine: &Engine, alert: &Alert) -> NewAlert {
     let body = alert.to_json();
-    let route = match engine.playbooks().route(&body) {
-        Ok(Some((pb, key))) => Some(Route {
+    let route = engine.playbooks().route(&body).map(|(pb, key)| {
+        let (window_ms, group_key) = match key {
+            Ok(key) => (pb.group.as_ref().map_or(0, |g| g.window.as_millis() as i64), key),
+            Err(e) => {
+                // The group key could not be rendered for this alert: the same playbook runs it on
+                // its own incident.
+                tracing::warn!(alert = %alert.id, playbook = %pb.id, error = %e, "group key template failed; the alert opens its own incident");
+                (0, None)
+            }
+        };
+        Route {
             playbook_id: pb.id.clone(),
             playbook_hash: pb.hash.clone(),
             playbook_path: pb.path.clone(),
             playbook_source: pb.source.clone(),
-            window_ms: pb.group.as_ref().map_or(0, |g| g.window.as_millis() as i64),
-            group_key: key,
+            window_ms,
+            group_key,
             vars: serde_json::Value::Object(pb.vars.clone()),
-        }),
-        Ok(None) => None,
-        Err(e) => {
-            // The group key could not be rendered for this alert: run it on its own incident.
-            tracing::warn!(alert = %alert.id, error = %e, "group key template failed; the alert opens its own incident");
-            engine.playbooks().current().into_iter().find(|p| p.accepts(&alert.source, alert.rule.as_deref())).map(
-                |pb| Route {
-                    playbook_id: pb.id.clone(),
-                    playbook_hash: pb.hash.clone(),
-                    playbook_path: pb.path.clone(),
-                    playbook_source: pb.source.clone(),
-                    window_ms: 0,
-                    group_key: None,
-                    vars: serde_json::Value::Object(pb.vars.clone()),
-                },
-            )
         }
-    };
+    });
     NewAlert {
         id: alert.id.clone(),
         source: alert.source.clone(),

@@ -570,7 +570,8 @@ fn compile_step(
         input: input.unwrap_or(Input::Object(Vec::new())),
         when,
         foreach,
-        retry: retry.unwrap_or(Retry { max_attempts: 1, ..Retry::default() }),
+        // Without a `retry:` block: 3 attempts, 5s then 10s apart (see docs/playbooks.md).
+        retry: retry.unwrap_or_default(),
         timeout,
         on_error,
         approval,
@@ -624,7 +625,11 @@ fn compile_approval(c: &mut Checker<'_>, value: &Value, p: &str, a: &Value) -> O
         if groups.iter().all(|g| config_groups.contains_key(g)) && quorum as usize > members.len() {
             c.error_at(
                 &format!("{p}/quorum"),
-                format!("quorum {quorum} is larger than the {} people in {}", members.len(), groups.join(", ")),
+                format!(
+                    "quorum {quorum} is larger than the {} in {}",
+                    crate::text::count(members.len() as u64, "person", "people"),
+                    groups.join(", ")
+                ),
             );
         }
         for (i, g) in escalate_to.iter().enumerate() {
@@ -633,7 +638,10 @@ fn compile_approval(c: &mut Checker<'_>, value: &Value, p: &str, a: &Value) -> O
             {
                 c.error_at(
                     &format!("{p}/escalate_to/{i}"),
-                    format!("quorum {quorum} is larger than the {} people in escalation group {g}", m.len()),
+                    format!(
+                        "quorum {quorum} is larger than the {} in escalation group {g}",
+                        crate::text::count(m.len() as u64, "person", "people")
+                    ),
                 );
             }
         }

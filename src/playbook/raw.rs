@@ -195,7 +195,8 @@ pub struct RawStep {
     /// item is `item` in templates. The output is the list of each item's output.
     #[serde(default)]
     pub foreach: Option<Value>,
-    /// Retries after retryable errors (429, 5xx, timeouts), kept durably.
+    /// Retries after retryable errors (429, 5xx, timeouts), kept durably. Without it: 3
+    /// attempts, waiting 5s then 10s.
     #[serde(default)]
     pub retry: Option<RawRetry>,
     /// Bound on one attempt, e.g. `30s`. Default: the connector's own (5 minutes).

@@ -199,7 +199,22 @@ fn clean_yaml_message(m: &str) -> String {
             s = &rest[i + 2..];
         }
     }
-    let first = s.lines().next().unwrap_or(s).trim();
+    let mut first = s.lines().next().unwrap_or(s).trim();
+    // "... at line 3, column 1": the position is printed in front already.
+    if let Some(i) = first.rfind(" at line ")
+        && first[i + 9..].split(", column ").all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
+        first = &first[..i];
+    }
+    // serde-saphyr suggests a parser option to duplicate keys; people editing a file cannot set
+    // it, and a duplicate key is an error here.
+    if let Some(rest) = first.strip_prefix("duplicate mapping key") {
+        let rest = rest.strip_suffix(", set DuplicateKeyPolicy in Options if acceptable").unwrap_or(rest);
+        return match rest.strip_prefix(": ") {
+            Some(key) => format!("YAML: duplicate key `{key}`"),
+            None => "YAML: duplicate key".to_string(),
+        };
+    }
     format!("YAML: {first}")
 }
 
@@ -240,6 +255,13 @@ fn to_json(node: Spanned<Node>, pointer: String, positions: &mut Positions) -> V
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_duplicate_key_names_the_key_without_internal_hints() {
+        let e = parse(b"id: x\nsteps: {}\nid: y\n").unwrap_err();
+        assert_eq!(e.message, "YAML: duplicate key `id`", "{e:?}");
+        assert_eq!(e.pos.line, 3, "{e:?}");
+    }
 
     #[test]
     fn yaml_11_booleans_stay_strings() {

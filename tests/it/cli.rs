@@ -177,6 +177,9 @@ async fn runs_and_approvals_from_the_command_line() {
     {
         assert!(out.contains(expected), "missing {expected:?} in\n{out}");
     }
+    // Each step's state is a column of its line.
+    let block = out.lines().find(|l| l.contains("block") && l.contains("test.contain")).expect("the step's line");
+    assert!(block.split_whitespace().any(|w| w == "succeeded"), "{block}");
     let (code, out, _) = run_in(dir.path(), &["runs", "show", &run_id, "--format", "json"]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -194,4 +197,91 @@ fn commands_without_a_config_say_what_to_do() {
     let (code, _, err) = run_in(dir.path(), &["runs", "list"]);
     assert_eq!(code, 1);
     assert!(err.contains("config file floodgate.toml not found"), "{err}");
+}
+
+#[test]
+fn simulate_routes_on_the_alert_alone_and_shows_a_failing_when_as_would_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "alert.json", ALERT);
+    write(dir.path(), "floodgate.toml", "[server]\npublic_url = \"https://soar.example/\"\n");
+    // `vars` does not exist when an alert is routed: the engine cannot match on it.
+    write(
+        dir.path(),
+        "by-vars.yaml",
+        r#"id: by-vars
+name: By vars
+match: {when: 'vars.team == "soc"'}
+vars: {team: soc}
+steps:
+  triage:
+    - {id: note, action: core.log, with: {message: hi}}
+"#,
+    );
+    let (code, out, err) =
+        run_in(dir.path(), &["simulate", "--playbook", "by-vars.yaml", "--alert", "alert.json", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["matched"], false, "{v}");
+    assert!(v["match_reason"].as_str().unwrap().contains("match.when cannot be evaluated"), "{v}");
+
+    // The group key sees only the alert; a step whose `when` cannot be evaluated would fail, and
+    // the run stops there; `incident.url` comes from the config's public_url.
+    write(
+        dir.path(),
+        "edge.yaml",
+        r#"id: edge
+name: Edge
+match: {}
+group: {key: "{{ vars.team }}/{{ alert.rule }}", window: 1h}
+vars: {team: soc}
+steps:
+  triage:
+    - {id: link, action: core.log, with: {message: "see {{ incident.url }}"}}
+    - {id: broken, action: core.log, when: 'alert.entities.nope.deeper == 1', with: {message: x}}
+    - {id: after, action: core.log, with: {message: y}}
+"#,
+    );
+    let args = ["simulate", "--playbook", "edge.yaml", "--alert", "alert.json", "--config", "floodgate.toml"];
+    let (code, out, err) = run_in(dir.path(), &[&args[..], &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["matched"], true, "{v}");
+    assert_eq!(v["group_key"], Value::Null, "the key cannot use vars: {v}");
+    let steps = &v["steps"];
+    assert_eq!(steps[0]["inputs"][0]["message"], "see https://soar.example/incidents/inc_simulated", "{v}");
+    assert_eq!(steps[1]["run"], false);
+    assert!(steps[1]["would_fail"].as_str().unwrap().starts_with("when: "), "{}", steps[1]);
+    assert!(steps[1]["reason"].as_str().unwrap().starts_with("would fail: when: "), "{}", steps[1]);
+    assert_eq!(steps[2]["run"], false);
+    assert!(steps[2]["reason"].as_str().unwrap().contains("the run fails at step broken"), "{}", steps[2]);
+    let (code, out, _) = run_in(dir.path(), &args);
+    assert_eq!(code, 0);
+    assert!(out.contains("! broken (core.log, read): would fail: when: "), "{out}");
+
+    // Without a config the incident has no URL.
+    let (_, out, _) =
+        run_in(dir.path(), &["simulate", "--playbook", "edge.yaml", "--alert", "alert.json", "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["steps"][0]["inputs"][0]["message"], "see ", "{v}");
+}
+
+/// `floodgate schema | head -c1`: a reader that goes away ends floodgate quietly (SIGPIPE), it
+/// does not panic on the failed write.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_process_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::common::bin())
+        .arg("schema")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("floodgate runs");
+    // Close the reading end before floodgate writes anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
 }

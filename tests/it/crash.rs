@@ -200,6 +200,8 @@ async fn sigterm_shuts_down_gracefully() {
     let status = s.sigterm().expect("floodgate exits on SIGTERM");
     assert!(status.success(), "exit status {status:?}\n{}", s.stderr());
     assert!(s.stderr().contains("stopped"), "{}", s.stderr());
+    // stderr is a pipe here, not a terminal: plain text, no colour codes.
+    assert!(!s.stderr().contains('\x1b'), "ANSI escapes in piped logs:\n{:?}", s.stderr());
     let s = Server::start(&cfg, &[]);
     let store = Store::connect(&db.url, 2).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -56,6 +56,7 @@ on_both_databases!(
     auto_approval_is_recorded_with_its_rule,
     runs_stay_on_the_playbook_version_they_started_with,
     concurrent_votes_from_two_channels_count_once_each,
+    an_empty_foreach_gives_an_empty_list,
 );
 
 async fn a_run_walks_every_phase_to_success(db: Db) {
@@ -119,6 +120,39 @@ async fn duplicates_and_grouping(db: Db) {
     let unmatched = h.alert(json!({"id": "u1", "title": "other", "rule": "dns"})).await;
     assert!(unmatched.run_id.is_none());
     assert!(h.store.incident(&unmatched.incident_id).await.unwrap().is_some());
+}
+
+const EMPTY_EACH: &str = r#"
+id: empty-each
+name: Empty foreach
+match: {rule: "empty*"}
+steps:
+  investigation:
+    - id: each
+      action: test.notify
+      foreach: "{{ alert.fields.ips }}"
+      with: {target: "{{ item }}"}
+    - id: never
+      action: test.notify
+      when: alert.severity == "info"
+      foreach: "{{ alert.fields.ips }}"
+      with: {target: "{{ item }}"}
+    - id: count
+      action: core.set
+      with: {each: "{{ steps.each.output | length }}", never: "{{ steps.never.output | length }}"}
+"#;
+
+/// A `foreach` over an empty list (or skipped as a whole) has the output `[]`, so later
+/// templates can iterate it.
+async fn an_empty_foreach_gives_an_empty_list(db: Db) {
+    let h = Harness::new(db, &[EMPTY_EACH]).await;
+    let body = json!({"id": "e1", "title": "t", "rule": "empty-list", "severity": "high", "ips": []});
+    let run_id = h.alert(body).await.run_id.expect("a run");
+    h.settle().await;
+    let run = h.run(&run_id).await;
+    assert_eq!(run.state, RunState::Succeeded, "{run:?}");
+    assert_eq!((run.vars["each"].clone(), run.vars["never"].clone()), (json!(0), json!(0)), "{:?}", run.vars);
+    assert_eq!(h.vendor.calls("test.notify"), 0);
 }
 
 async fn triage_can_close_as_benign(db: Db) {

@@ -119,7 +119,7 @@ fn quorum_and_groups_are_checked_against_the_config() {
     write(
         dir.path(),
         "floodgate.toml",
-        "[[identities]]\nid = \"alice\"\n[[identities]]\nid = \"bob\"\n[groups]\noncall = [\"alice\", \"bob\"]\n",
+        "[[identities]]\nid = \"alice\"\n[[identities]]\nid = \"bob\"\n[groups]\noncall = [\"alice\", \"bob\"]\nsolo = [\"alice\"]\n",
     );
     write(
         dir.path(),
@@ -137,6 +137,10 @@ steps:
       action: core.log
       with: {message: x}
       approval: {groups: [oncal], quorum: 1, on_timeout: escalate}
+    - id: e
+      action: core.log
+      with: {message: x}
+      approval: {groups: [solo], quorum: 2}
 "#,
     );
     let (code, out, _) = run_in(dir.path(), &["validate", "--config", "floodgate.toml", "pb.yaml"]);
@@ -144,6 +148,7 @@ steps:
     assert!(out.contains("pb.yaml:9:44: error: quorum 3 is larger than the 2 people in oncall"), "{out}");
     assert!(out.contains("error: unknown approver group \"oncal\" — did you mean \"oncall\"?"), "{out}");
     assert!(out.contains("error: on_timeout: escalate needs escalate_to"), "{out}");
+    assert!(out.contains("error: quorum 2 is larger than the 1 person in solo"), "{out}");
 }
 
 #[test]
@@ -212,4 +217,40 @@ fn every_file_is_reported_and_duplicate_ids_across_files() {
     assert_eq!(code, 1);
     assert!(out.contains("pbs/b.yaml:1:1: error: playbook id \"good\" is already used by pbs/a.yaml"), "{out}");
     assert!(out.contains("pbs/c.yaml:1:1: error: missing required key \"name\""), "{out}");
+}
+
+/// With a config (given, or ./floodgate.toml), `validate` checks the `[detections]` too, in the
+/// same `path:line:col: error: message` form.
+#[test]
+fn validate_checks_the_configured_detections() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "playbooks/pb.yaml",
+        "id: p\nname: P\nmatch: {}\nsteps:\n  triage:\n    - {id: a, action: core.log, with: {message: x}}\n",
+    );
+    let shipped = repo().join("detections/failed-logins.yaml");
+    write(dir.path(), "det/good.yaml", std::fs::read(&shipped).unwrap());
+    write(dir.path(), "floodgate.toml", "[detections]\ndirectory = \"det\"\n");
+    let (code, out, err) = run_in(dir.path(), &["validate"]);
+    assert_eq!((code, out.trim()), (0, "ok: 1 playbook, 1 detection valid"), "{err}");
+
+    write(dir.path(), "det/bad.yaml", "id: bad\ntitle: Bad\nseverity: hgh\nsql: SELECT 1\n");
+    let (code, out, err) = run_in(dir.path(), &["validate"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let p = std::path::Path::new("det").join("bad.yaml").display().to_string();
+    assert!(out.lines().any(|l| l.starts_with(&format!("{p}:3:11: error: severity:"))), "{out}");
+    let (code, out, _) = run_in(dir.path(), &["validate", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, v["valid"].as_bool()), (1, Some(false)));
+    assert!(v["problems"].as_array().unwrap().iter().any(|d| d["path"] == p.as_str()), "{v}");
+
+    // A missing directory is named at the [detections] table; without the table nothing is checked.
+    write(dir.path(), "other.toml", "playbooks = \"playbooks\"\n\n[detections]\ndirectory = \"nowhere\"\n");
+    let (code, out, _) = run_in(dir.path(), &["validate", "--config", "other.toml"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("other.toml:3:1: error: [detections] directory"), "{out}");
+    write(dir.path(), "off.toml", "[detections]\nenabled = false\ndirectory = \"nowhere\"\n");
+    let (code, out, err) = run_in(dir.path(), &["validate", "--config", "off.toml"]);
+    assert_eq!((code, out.trim()), (0, "ok: 1 playbook valid"), "{err}");
 }

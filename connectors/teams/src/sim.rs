@@ -63,6 +63,8 @@ fn render_fault(status: u16, retry_after: Option<u64>) -> Response {
             "WorkflowRequestsThrottled",
             "Number of requests for the workflow exceeded the limit. Please retry later.",
         ),
+        // Any other 4xx: a client error in Logic Apps' shape, not a server one.
+        400..=499 => logic_apps_error(code, "BadRequest", "The request is invalid."),
         _ => logic_apps_error(code, "ServiceUnavailable", "The service is temporarily unavailable."),
     };
     if let Some(v) = retry_after.and_then(|s| s.to_string().parse().ok()) {

@@ -281,6 +281,13 @@ async fn rate_limits_are_ridden_out_and_5xx_is_not_replayed_in_the_call() {
     assert_eq!(e.code(), "teams_unavailable");
     assert!(e.is_retryable());
     assert_eq!(sim.log().len(), before + 1);
+
+    // An injected 4xx is a client error in Logic Apps' shape, and permanent.
+    sim.faults().fail_next(1, 400, None);
+    let e = teams.execute(&call(&json!({}), "e", &ctx("inc-7b"), &refs)).await.unwrap_err();
+    assert_eq!(e.code(), "http_400");
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("HTTP 400 (BadRequest): The request is invalid."), "{e}");
     check_log(sim.log());
 }
 

@@ -102,8 +102,11 @@ impl DetectionsConfig {
         if self.directory.is_absolute() {
             return self.directory.clone();
         }
-        let base = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        base.join(&self.directory)
+        match cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(base) => base.join(&self.directory),
+            // A config in the current directory: paths as written, without a leading "./".
+            None => self.directory.clone(),
+        }
     }
 
     /// Checks what serde cannot: the source name and the window settings.
