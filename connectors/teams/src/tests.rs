@@ -486,6 +486,9 @@ async fn the_webhook_url_never_reaches_the_logs() {
     let logs = Captured::default();
     let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have cached these callsites as disabled before this
+    // subscriber existed; recompute so every event reaches it.
+    tracing::callsite::rebuild_interest_cache();
     tracing::debug!("capture works");
 
     let sim = TeamsSim::start().await.expect("sim");
