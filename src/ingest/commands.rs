@@ -81,6 +81,35 @@ pub enum DetectionsCommand {
     Schema,
 }
 
+/// `floodgate ingest …`
+#[derive(Debug, clap::Subcommand)]
+pub enum IngestCommand {
+    /// Read delivered Databricks audit-log files under DIR once, run the enabled detections over
+    /// the new records on the local SQL engine, and store their alerts together with each
+    /// file's progress: a file is processed once, even across restarts. A malformed line is
+    /// reported as FILE:LINE: message and skipped (the exit code is then 1).
+    AuditLogs {
+        /// The directory holding workspaceId=<id>/date=<yyyy-mm-dd>/auditlogs_*.json.
+        dir: PathBuf,
+        #[arg(long, env = "FLOODGATE_CONFIG", default_value = "floodgate.toml")]
+        config: PathBuf,
+        /// The name progress is kept under: one per directory.
+        #[arg(long, default_value = "audit-logs")]
+        name: String,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
+}
+
+pub async fn run_ingest(command: IngestCommand) -> Result<ExitCode> {
+    match command {
+        IngestCommand::AuditLogs { dir, config, name, format } => {
+            ingest_audit_logs(&dir, &config, &name, &format).await
+        }
+    }
+}
+
 pub async fn run(command: DetectionsCommand) -> Result<ExitCode> {
     match command {
         DetectionsCommand::Validate { paths, config, format } => validate(&paths, config.as_deref(), &format),
@@ -523,4 +552,106 @@ async fn read_files(config: &Path) -> Result<ExitCode> {
     }
     store.close().await;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// `floodgate ingest audit-logs DIR`
+async fn ingest_audit_logs(dir: &Path, config: &Path, name: &str, format: &str) -> Result<ExitCode> {
+    use super::audit_files::{AuditFiles, AuditFilesConfig};
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let cfg = load_config(config)?;
+    let entry = AuditFilesConfig {
+        name: name.to_string(),
+        directory: std::path::absolute(dir)?,
+        poll_interval: std::time::Duration::from_secs(30),
+        rules: Vec::new(),
+        detections: true,
+    };
+    let store = crate::server::open_store(&cfg).await?;
+    let engine = crate::server::build_engine(&cfg, store.clone(), crate::engine::Settings::default())
+        .context("cannot load the playbooks the alerts are routed to")?;
+    let files = AuditFiles::new(&entry, Path::new("."), engine)
+        .and_then(|w| super::audit_files::with_configured_detections(w, &entry, &cfg))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
+    let scan = files.scan().await;
+    store.close().await;
+    let mut failed = false;
+    let (mut read, mut unchanged, mut records, mut malformed) = (0usize, 0usize, 0usize, 0usize);
+    let mut file_rows = Vec::new();
+    for r in &scan.files {
+        match r {
+            Ok(f) if f.records == 0 && f.malformed == 0 && !f.reread => {
+                unchanged += 1;
+                file_rows.push(json!({"path": f.path, "records": 0, "malformed": 0, "unchanged": true}));
+            }
+            Ok(f) => {
+                read += 1;
+                records += f.records;
+                malformed += f.malformed;
+                for p in &f.problems {
+                    eprintln!("{p}");
+                }
+                file_rows
+                    .push(json!({"path": f.path, "records": f.records, "malformed": f.malformed, "reread": f.reread}));
+            }
+            Err(e) => {
+                failed = true;
+                eprintln!("error: {e}");
+                file_rows.push(json!({"error": e.to_string()}));
+            }
+        }
+    }
+    let detections: Vec<Value> = scan
+        .detections
+        .iter()
+        .map(|(id, r)| match r {
+            Ok(n) => json!({"id": id, "alerts": n}),
+            Err(e) => {
+                failed = true;
+                json!({"id": id, "error": e})
+            }
+        })
+        .collect();
+    if format == "json" {
+        let out = json!({
+            "files": file_rows, "files_read": read, "files_unchanged": unchanged, "records": records,
+            "malformed": malformed, "detections": detections,
+            "alerts": {"new": scan.detection_new, "duplicate": scan.detection_duplicates},
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        for f in &file_rows {
+            if f["unchanged"] == true || f.get("error").is_some() {
+                continue;
+            }
+            println!(
+                "{}: {}, {} malformed{}",
+                f["path"].as_str().unwrap_or(""),
+                plural(f["records"].as_u64().unwrap_or(0) as usize, "record"),
+                f["malformed"],
+                if f["reread"] == true { " (rewritten: read again)" } else { "" }
+            );
+        }
+        for d in &detections {
+            match d["error"].as_str() {
+                Some(e) => println!("{}: ERROR {e}", d["id"].as_str().unwrap_or("")),
+                None if d["alerts"].as_u64().unwrap_or(0) > 0 => println!(
+                    "{}: {}",
+                    d["id"].as_str().unwrap_or(""),
+                    plural(d["alerts"].as_u64().unwrap_or(0) as usize, "alert")
+                ),
+                None => {}
+            }
+        }
+        println!(
+            "{} read ({unchanged} unchanged), {}, {}, alerts stored: {} new, {} duplicate",
+            plural(read, "file"),
+            plural(records, "record"),
+            plural(malformed, "malformed line"),
+            scan.detection_new,
+            scan.detection_duplicates
+        );
+    }
+    Ok(if failed || malformed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -244,3 +244,100 @@ fn detections_test_events_over_the_shared_sample_finds_the_intrusion() {
         assert_eq!(d["alerts"].as_array().map(Vec::len), Some(0), "{id}");
     }
 }
+
+/// Both fixture files delivered as Databricks writes them: one file per workspace and day.
+fn deliver(dir: &std::path::Path) -> Vec<String> {
+    let mut by_day: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in fixture_rows() {
+        let day = row["event_time"].as_str().unwrap()[..10].to_string();
+        by_day.entry(day).or_default().push(super::files::delivered(&row).to_string());
+    }
+    let mut files = Vec::new();
+    for (day, lines) in by_day {
+        let rel = format!("workspaceId=4242424242424242/date={day}/auditlogs_{}.json", day.replace('-', ""));
+        write(dir, &rel, lines.join("\n") + "\n");
+        files.push(rel);
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_audit_logs_runs_the_detections_over_delivered_files_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    let files = deliver(&dir.path().join("logs"));
+    // A malformed line in the middle of the busiest day's file.
+    let busiest = files.iter().find(|f| f.contains("2026-09-02")).unwrap().clone();
+    let path = dir.path().join("logs").join(&busiest);
+    let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    lines.insert(2, "{\"timestamp\": ".into());
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let text = format!(
+        "playbooks = \"playbooks\"\n[database]\nurl = \"sqlite://floodgate.db\"\n[detections]\ndirectory = \"{}\"\n",
+        detections_dir().display()
+    );
+    write(dir.path(), "floodgate.toml", text);
+    let run = |args: &[&str]| {
+        let (dir, args): (PathBuf, Vec<String>) =
+            (dir.path().to_path_buf(), args.iter().map(|s| s.to_string()).collect());
+        tokio::task::spawn_blocking(move || run_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>()))
+    };
+
+    let (code, out, err) =
+        run(&["ingest", "audit-logs", "logs", "--config", "floodgate.toml", "--format", "json"]).await.unwrap();
+    assert_eq!(code, 1, "a malformed line makes the exit code 1, after everything else is read: {out}{err}");
+    let bad = dir.path().join("logs").join(&busiest).display().to_string();
+    let want = format!("{bad}:3: not an audit record (a JSON object per line); skipped");
+    assert!(err.lines().any(|l| l == want), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v["records"].as_u64(), v["malformed"].as_u64()), (Some(114), Some(1)), "{v}");
+    assert_eq!(v["files_read"].as_u64(), Some(files.len() as u64));
+    assert_eq!(v["alerts"]["new"].as_u64(), Some(EXPECTED.len() as u64), "{v}");
+    let store = floodgate::store::Store::connect(&format!("sqlite://{}", dir.path().join("floodgate.db").display()), 1)
+        .await
+        .unwrap();
+    assert_eq!(super::stored_findings(&store, "databricks-detection").await, EXPECTED);
+
+    // Again: every file is unchanged, nothing is read or stored.
+    let (code, out, err) = run(&["ingest", "audit-logs", "logs", "--config", "floodgate.toml"]).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "0 files read ({} unchanged), 0 records, 0 malformed lines, alerts stored: 0 new, 0 duplicate",
+            files.len()
+        )
+    );
+
+    // A delivered file grows by a new failed-login burst: only the new lines are read, and the
+    // detections see them together with what was read before.
+    let extra = dir.path().join("logs/workspaceId=4242424242424242/date=2026-09-02/auditlogs_late.json");
+    let base = fixture_rows()
+        .into_iter()
+        .find(|r| r["action_name"] == "login" && r["response"]["status_code"] == 401)
+        .unwrap();
+    let mut late = Vec::new();
+    for k in 0..6 {
+        let mut r = base.clone();
+        r["event_time"] = Value::from(format!("2026-09-02T23:0{k}:00.000+00:00"));
+        r["request_params"]["user"] = Value::from("zed@corp.example");
+        r["user_identity"]["email"] = Value::Null;
+        r["request_id"] = Value::from(format!("late-{k}"));
+        late.push(super::files::delivered(&r).to_string());
+    }
+    write(dir.path(), &extra.strip_prefix(dir.path()).unwrap().display().to_string(), late.join("\n") + "\n");
+    let (code, out, err) = run(&["ingest", "audit-logs", "logs", "--config", "floodgate.toml"]).await.unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("failed-logins: 1 alert"), "{out}");
+    assert!(
+        out.ends_with(&format!(
+            "1 file read ({} unchanged), 6 records, 0 malformed lines, alerts stored: 1 new, 0 duplicate\n",
+            files.len()
+        )),
+        "{out}"
+    );
+    let found = super::stored_findings(&store, "databricks-detection").await;
+    assert_eq!(found.len(), EXPECTED.len() + 1);
+    assert!(found.iter().any(|f| f.starts_with("failed-logins|medium|zed@corp.example|")), "{found:?}");
+    store.close().await;
+}
