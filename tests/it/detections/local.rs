@@ -341,3 +341,86 @@ async fn ingest_audit_logs_runs_the_detections_over_delivered_files_once() {
     assert!(found.iter().any(|f| f.starts_with("failed-logins|medium|zed@corp.example|")), "{found:?}");
     store.close().await;
 }
+
+/// A failed login as Databricks delivers it.
+fn failed_login(user: &str, at: &str, request: &str) -> String {
+    serde_json::json!({
+        "version": "2.0", "auditLevel": "WORKSPACE_LEVEL", "timestamp": ms(at), "workspaceId": 4242424242424242u64,
+        "sourceIPAddress": "198.51.100.7:40000", "userAgent": "curl/8.5.0", "userIdentity": {"email": null},
+        "serviceName": "accounts", "actionName": "login", "requestId": request,
+        "requestParams": {"user": user}, "response": {"statusCode": 401, "errorMessage": "bad password"},
+    })
+    .to_string()
+}
+
+crate::on_both_databases!(watched_files_with_detections_count_across_scans_and_never_twice);
+
+/// `[[audit_files]]` with `detections = true`, as `serve` runs it: an hour's failures split
+/// over two files and two scans are counted together; a rewritten file's records are not
+/// counted twice; a restart reads nothing again.
+async fn watched_files_with_detections_count_across_scans_and_never_twice(db: crate::harness::Db) {
+    use floodgate::ingest::audit_files::{AuditFiles, AuditFilesConfig};
+    use floodgate::ingest::detections::DetectionsConfig;
+    let h = crate::harness::Harness::new(db, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let day = "workspaceId=4242424242424242/date=2026-09-05";
+    let entry = AuditFilesConfig {
+        name: "audit-files".into(),
+        directory: dir.path().to_path_buf(),
+        poll_interval: std::time::Duration::from_secs(30),
+        rules: Vec::new(),
+        detections: true,
+    };
+    let watcher = || {
+        AuditFiles::new(&entry, std::path::Path::new("/"), h.engine.clone())
+            .unwrap()
+            .with_detections(super::only(&["failed-logins"]), &DetectionsConfig::default())
+    };
+    let files = watcher();
+    let lines = |user: &str, minutes: &[u32], hour: u32| -> String {
+        let v: Vec<String> = minutes
+            .iter()
+            .map(|m| failed_login(user, &format!("2026-09-05T{hour:02}:{m:02}:00Z"), &format!("{user}-{hour}-{m}")))
+            .collect();
+        v.join("\n") + "\n"
+    };
+    let count = || super::alert_count(&h.store, "databricks-detection");
+
+    write(dir.path(), &format!("{day}/auditlogs_a.json"), lines("zed@corp.example", &[0, 1, 2], 10));
+    let scan = files.scan().await;
+    assert_eq!(scan.detections, vec![("failed-logins".to_string(), Ok(0))]);
+    assert_eq!((scan.detection_new, count().await), (0, 0));
+
+    write(dir.path(), &format!("{day}/auditlogs_b.json"), lines("zed@corp.example", &[10, 11, 12], 10));
+    let scan = files.scan().await;
+    assert_eq!(scan.detections, vec![("failed-logins".to_string(), Ok(1))], "3 + 3 failures in one hour");
+    assert_eq!((scan.detection_new, count().await), (1, 1));
+    let body = h
+        .store
+        .all("SELECT body FROM alerts WHERE source = $1", floodgate::args!["databricks-detection"])
+        .await
+        .unwrap()[0]
+        .json("body")
+        .unwrap();
+    assert_eq!(body["fields"]["failures"], 6);
+    assert_eq!(body["external_id"], "failed-logins:zed@corp.example|2026-09-05T10:00:00.000Z");
+
+    // Three failures in another hour; then Databricks rewrites that file (same records,
+    // written differently): it is read again, but its records are not counted twice.
+    let c = format!("{day}/auditlogs_c.json");
+    write(dir.path(), &c, lines("yan@corp.example", &[0, 1, 2], 12));
+    assert_eq!(files.scan().await.detections, vec![("failed-logins".to_string(), Ok(0))]);
+    let rewritten = lines("yan@corp.example", &[0, 1, 2], 12).replace("{\"", "{ \"");
+    write(dir.path(), &c, rewritten);
+    let scan = files.scan().await;
+    let read: Vec<_> = scan.files.iter().filter_map(|f| f.as_ref().ok()).filter(|f| f.records > 0).collect();
+    assert_eq!((read.len(), read[0].reread, read[0].records), (1, true, 3));
+    assert_eq!(scan.detections, vec![("failed-logins".to_string(), Ok(0))], "3 failures, not 6");
+    assert_eq!(count().await, 1);
+
+    // A restart reads nothing again.
+    let scan = watcher().scan().await;
+    assert!(scan.files.iter().all(|f| f.as_ref().is_ok_and(|f| f.records == 0)), "{:?}", scan.files);
+    assert_eq!(scan.detections, vec![]);
+    assert_eq!(count().await, 1);
+}
