@@ -351,6 +351,7 @@ fn print_alert(a: &Value) {
 }
 
 /// What `detections test --events` was asked.
+#[cfg_attr(not(feature = "local-sql"), allow(dead_code))]
 struct LocalTest<'a> {
     events: &'a Path,
     config: Option<&'a Path>,
@@ -362,6 +363,7 @@ struct LocalTest<'a> {
 }
 
 /// The detections in `dir` (every problem listed), or the configured ones.
+#[cfg_attr(not(feature = "local-sql"), allow(dead_code))]
 fn load_detections(dir: Option<&Path>, cfg: Option<&Config>) -> Result<Vec<Detection>> {
     let dir = match (dir, cfg) {
         (Some(d), _) => d.to_path_buf(),
