@@ -9,6 +9,10 @@
 //! Delivered records carry no event id, so the alert's external id is a hash of the record's
 //! canonical JSON: the same record read twice is a duplicate, never a second alert.
 //!
+//! With `detections = true` (and in `floodgate ingest audit-logs`) the enabled detections also
+//! run over the records, on the local SQL engine (`detections::local`); then a scan stores the
+//! rules' and the detections' alerts and every file's progress in one transaction (`scan`).
+//!
 //! Progress is durable per file: the read offset and the SHA-256 of the bytes before it move in
 //! the transaction that stores the alerts of those lines. A restart reads on from the offset; a
 //! file that grew is read from the offset; a file that was overwritten (Databricks may rewrite

@@ -531,8 +531,26 @@ async fn read_files(config: &Path) -> Result<ExitCode> {
     let mut failed = false;
     for entry in &cfg.audit_files {
         let files = super::audit_files::AuditFiles::new(entry, base, engine.clone())
+            .and_then(|w| super::audit_files::with_configured_detections(w, entry, &cfg))
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.path.display()))?;
-        for r in files.scan_once().await {
+        let scan = files.scan().await;
+        for (id, r) in &scan.detections {
+            match r {
+                Ok(n) if *n > 0 => println!("{}: detection {id}: {}", entry.name, plural(*n, "alert")),
+                Ok(_) => {}
+                Err(e) => {
+                    failed = true;
+                    println!("{}: detection {id}: ERROR {e}", entry.name);
+                }
+            }
+        }
+        if entry.detections {
+            println!(
+                "{}: detections stored {} new, {} duplicate",
+                entry.name, scan.detection_new, scan.detection_duplicates
+            );
+        }
+        for r in scan.files {
             match r {
                 Ok(f) => println!(
                     "{}: {}: {}, {} matched, {} new, {} duplicate, {} malformed{}",

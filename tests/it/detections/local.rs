@@ -424,3 +424,23 @@ async fn watched_files_with_detections_count_across_scans_and_never_twice(db: cr
     assert_eq!(scan.detections, vec![]);
     assert_eq!(count().await, 1);
 }
+
+#[test]
+fn read_files_runs_the_detections_of_an_entry_that_asks_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("playbooks")).unwrap();
+    deliver(&dir.path().join("logs"));
+    let text = format!(
+        "playbooks = \"playbooks\"\n[database]\nurl = \"sqlite://floodgate.db\"\n[detections]\ndirectory = \"{}\"\n\
+         [[audit_files]]\nname = \"audit-files\"\ndirectory = \"logs\"\ndetections = true\n",
+        detections_dir().display()
+    );
+    write(dir.path(), "floodgate.toml", text);
+    let (code, out, err) = run_in(dir.path(), &["detections", "read-files", "--config", "floodgate.toml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("audit-files: detection secret-enumeration: 1 alert\n"), "{out}");
+    assert!(out.contains(&format!("audit-files: detections stored {} new, 0 duplicate\n", EXPECTED.len())), "{out}");
+    let (code, out, _) = run_in(dir.path(), &["detections", "read-files", "--config", "floodgate.toml"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("audit-files: detections stored 0 new, 0 duplicate\n"), "{out}");
+}
