@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         command: floodgate::ingest::commands::DetectionsCommand,
     },
+    /// Read delivered audit-log files and run the detections over them locally.
+    Ingest {
+        #[command(subcommand)]
+        command: floodgate::ingest::commands::IngestCommand,
+    },
     /// Temporary containment: list scheduled reverts, extend them, or make containment permanent.
     Reverts {
         #[command(subcommand)]
@@ -300,6 +305,7 @@ fn main() -> ExitCode {
             }
             Command::Passwd => floodgate::web::passwd(),
             Command::Detections { command } => floodgate::ingest::commands::run(command).await,
+            Command::Ingest { command } => floodgate::ingest::commands::run_ingest(command).await,
             Command::Reverts { command: RevertsCommand::List { state, format, config } } => {
                 cli::reverts_list(&config.config, &state, &format).await
             }

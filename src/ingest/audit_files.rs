@@ -9,6 +9,10 @@
 //! Delivered records carry no event id, so the alert's external id is a hash of the record's
 //! canonical JSON: the same record read twice is a duplicate, never a second alert.
 //!
+//! With `detections = true` (and in `floodgate ingest audit-logs`) the enabled detections also
+//! run over the records, on the local SQL engine (`detections::local`); then a scan stores the
+//! rules' and the detections' alerts and every file's progress in one transaction (`scan`).
+//!
 //! Progress is durable per file: the read offset and the SHA-256 of the bytes before it move in
 //! the transaction that stores the alerts of those lines. A restart reads on from the offset; a
 //! file that grew is read from the offset; a file that was overwritten (Databricks may rewrite
@@ -17,6 +21,8 @@
 //! logged with its file and line number and skipped; it never stops the rest. This module never
 //! writes to the watched directory.
 
+#[cfg(feature = "local-sql")]
+use super::detections::{Detection, DetectionsConfig};
 use crate::alert::Alert;
 use crate::config::{Config, FieldMapping, SourceAuth, SourceConfig, SourceFormat};
 use crate::engine::Engine;
@@ -29,6 +35,8 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// What a malformed line is reported as, after `path:line: `.
+const NOT_A_RECORD: &str = "not an audit record (a JSON object per line); skipped";
 /// Lines committed per transaction.
 const BATCH_LINES: usize = 500;
 /// Files larger than this are skipped with an error (delivered files are far smaller).
@@ -48,7 +56,12 @@ pub struct AuditFilesConfig {
     #[serde(default = "default_poll", deserialize_with = "duration")]
     pub poll_interval: Duration,
     /// Which records become alerts; a record matching none of them is only counted.
+    #[serde(default)]
     pub rules: Vec<AuditFileRule>,
+    /// Also run the enabled detections (`[detections] directory`) over the records, on the
+    /// local SQL engine, storing their alerts as the poller does. Default false.
+    #[serde(default)]
+    pub detections: bool,
 }
 
 /// A filter: the record's `service.action` matches one of `actions` and `when` holds.
@@ -97,6 +110,19 @@ pub struct FileReport {
     pub new_alerts: usize,
     pub duplicates: usize,
     pub malformed: usize,
+    /// Each malformed line as `path:line: message`.
+    pub problems: Vec<String>,
+}
+
+/// What one scan did: each file, and the detections run over the records read.
+#[derive(Debug, Default)]
+pub struct ScanReport {
+    pub files: Vec<Result<FileReport, AuditFileError>>,
+    /// Per detection (when the entry runs detections): its id, and its alerts or its error.
+    pub detections: Vec<(String, Result<usize, String>)>,
+    /// Alerts the detections stored (new) and found already stored (duplicates).
+    pub detection_new: usize,
+    pub detection_duplicates: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +142,38 @@ pub struct AuditFiles {
     templates: Templates,
     source: SourceConfig,
     engine: Engine,
+    /// The detections run over the records (`detections = true`).
+    local: Option<LocalDetections>,
+}
+
+/// Detections over delivered records, on the local SQL engine. The engine keeps the records of
+/// earlier scans (up to `retain` before the newest one, each record once), so counts over an
+/// hour see records from several files and scans.
+#[cfg(feature = "local-sql")]
+struct LocalDetections {
+    detections: Vec<Detection>,
+    source: String,
+    overlap: Duration,
+    retain: Duration,
+    state: tokio::sync::Mutex<Option<LocalState>>,
+}
+
+#[cfg(feature = "local-sql")]
+struct LocalState {
+    engine: floodgate_databricks::localsql::LocalSql,
+    seen: std::collections::HashMap<String, i64>,
+}
+
+#[cfg(not(feature = "local-sql"))]
+struct LocalDetections;
+
+/// New complete lines of one file, read but not yet committed.
+#[cfg(feature = "local-sql")]
+struct Pending {
+    report: FileReport,
+    progress: FileProgress,
+    expected: Option<(i64, String)>,
+    rows: Vec<Value>,
 }
 
 impl AuditFiles {
@@ -126,8 +184,13 @@ impl AuditFiles {
         if cfg.name.is_empty() || !cfg.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             problems.push(format!("{at}: name must be letters, digits, '-' or '_'"));
         }
-        if cfg.rules.is_empty() {
-            problems.push(format!("{at}: add at least one [[audit_files.rules]] (which records become alerts)"));
+        if cfg.rules.is_empty() && !cfg.detections {
+            problems.push(format!(
+                "{at}: add at least one [[audit_files.rules]] (which records become alerts), or detections = true"
+            ));
+        }
+        if cfg.detections && cfg!(not(feature = "local-sql")) {
+            problems.push(format!("{at}: detections = true needs floodgate built with the local-sql feature"));
         }
         let mut templates = Templates::new();
         let mut rules = Vec::new();
@@ -180,7 +243,42 @@ impl AuditFiles {
             default_confidence: None,
             mapping: FieldMapping::default(),
         };
-        Ok(AuditFiles { name: cfg.name.clone(), directory, poll: cfg.poll_interval, rules, templates, source, engine })
+        Ok(AuditFiles {
+            name: cfg.name.clone(),
+            directory,
+            poll: cfg.poll_interval,
+            rules,
+            templates,
+            source,
+            engine,
+            local: None,
+        })
+    }
+
+    /// Runs these (enabled) detections over the records read, with the `[detections]` settings:
+    /// the alerts' source, how far each statement reaches back before the first new record
+    /// (`overlap`, or the detection's `lookback` if longer), and how long records are kept for
+    /// later scans (`max_lookback`).
+    #[cfg(feature = "local-sql")]
+    pub fn with_detections(mut self, detections: Vec<Detection>, settings: &DetectionsConfig) -> AuditFiles {
+        self.local = Some(LocalDetections {
+            detections: detections.into_iter().filter(|d| d.enabled).collect(),
+            source: settings.source.clone(),
+            overlap: settings.overlap,
+            retain: settings.max_lookback,
+            state: tokio::sync::Mutex::new(None),
+        });
+        self
+    }
+
+    /// The entry's name (the source of its rule alerts, and the key of its progress).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The watched directory.
+    pub fn directory(&self) -> &Path {
+        &self.directory
     }
 
     /// Every audit-log file under the directory, relative paths sorted.
@@ -220,6 +318,17 @@ impl AuditFiles {
                 out
             }
             Err(e) => vec![Err(e)],
+        }
+    }
+
+    /// One scan: `scan_once`, or with detections, every file's new lines read, the rules and
+    /// the detections run over them, and everything stored in ONE durable transaction with every
+    /// file's progress, so a file's records are processed once even across restarts.
+    pub async fn scan(&self) -> ScanReport {
+        match &self.local {
+            #[cfg(feature = "local-sql")]
+            Some(local) => self.scan_with_detections(local).await,
+            _ => ScanReport { files: self.scan_once().await, ..ScanReport::default() },
         }
     }
 
@@ -307,7 +416,9 @@ impl AuditFiles {
                     Ok(_) | Err(_) => {
                         report.malformed += 1;
                         progress.malformed += 1;
-                        tracing::warn!(source = %self.name, "{}:{line_no}: not an audit record (a JSON object per line); skipped", abs.display());
+                        let problem = format!("{}:{line_no}: {NOT_A_RECORD}", abs.display());
+                        tracing::warn!(source = %self.name, "{problem}");
+                        report.problems.push(problem);
                     }
                 }
             }
@@ -340,6 +451,274 @@ impl AuditFiles {
             self.commit(&[], &progress, expected.as_ref().map(|(o, h)| (*o, h.as_str()))).await?;
         }
         Ok(report)
+    }
+
+    /// A file's new complete lines as system-table rows, with the progress that consumes them
+    /// (not stored). `None`: the file is unchanged since it was last read.
+    #[cfg(feature = "local-sql")]
+    async fn collect(&self, rel: &str) -> Result<Option<Pending>, AuditFileError> {
+        let abs = self.directory.join(rel);
+        let fail = |message: String| AuditFileError::File { path: abs.display().to_string(), message };
+        let meta = std::fs::metadata(&abs).map_err(|e| fail(format!("cannot read file: {e}")))?;
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(fail(format!(
+                "file is {} bytes; audit-log files over {MAX_FILE_BYTES} are skipped",
+                meta.len()
+            )));
+        }
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64);
+        let size = meta.len() as i64;
+        let known = self.engine.store().audit_file_progress(&self.name, rel).await?;
+        if known.as_ref().is_some_and(|p| p.file_size == size && p.modified_ms == modified && p.byte_offset == size) {
+            return Ok(None);
+        }
+        let bytes = tokio::fs::read(&abs).await.map_err(|e| fail(format!("cannot read file: {e}")))?;
+        let mut report = FileReport { path: rel.to_string(), ..FileReport::default() };
+        let (mut offset, mut line_no) = (0usize, 0i64);
+        let mut progress = None;
+        if let Some(p) = &known {
+            let at = usize::try_from(p.byte_offset).unwrap_or(usize::MAX);
+            if at <= bytes.len() && hex::encode(Sha256::digest(&bytes[..at])) == p.prefix_sha256 {
+                (offset, line_no) = (at, p.line_count);
+                progress = Some(p.clone());
+            } else {
+                report.reread = true;
+                tracing::info!(source = %self.name, file = %rel, "audit-log file was rewritten; reading it again from the start (records already seen are duplicates)");
+            }
+        }
+        let mut progress = progress.unwrap_or_else(|| FileProgress {
+            source: self.name.clone(),
+            path: rel.to_string(),
+            byte_offset: 0,
+            line_count: 0,
+            prefix_sha256: String::new(),
+            file_size: size,
+            modified_ms: modified,
+            records: 0,
+            alerts: 0,
+            malformed: 0,
+            updated_at: 0,
+        });
+        let (workspace, date) = path_partitions(rel);
+        let end = complete_end(&bytes, offset);
+        let mut rows = Vec::new();
+        let mut at = offset;
+        while at < end {
+            let next = bytes[at..end].iter().position(|b| *b == b'\n').map_or(end, |i| at + i + 1);
+            let line = &bytes[at..next];
+            line_no += 1;
+            at = next;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Value>(line) {
+                Ok(Value::Object(record)) => {
+                    report.records += 1;
+                    progress.records += 1;
+                    rows.push(system_row(&record, workspace.as_deref(), date.as_deref()));
+                }
+                Ok(_) | Err(_) => {
+                    report.malformed += 1;
+                    progress.malformed += 1;
+                    let problem = format!("{}:{line_no}: {NOT_A_RECORD}", abs.display());
+                    tracing::warn!(source = %self.name, "{problem}");
+                    report.problems.push(problem);
+                }
+            }
+        }
+        progress.byte_offset = end as i64;
+        progress.line_count = line_no;
+        progress.prefix_sha256 = hex::encode(Sha256::digest(&bytes[..end]));
+        progress.file_size = size;
+        progress.modified_ms = modified;
+        progress.updated_at = self.engine.now();
+        let expected = known.map(|p| (p.byte_offset, p.prefix_sha256));
+        Ok(Some(Pending { report, progress, expected, rows }))
+    }
+
+    /// `scan` with detections (see there).
+    #[cfg(feature = "local-sql")]
+    async fn scan_with_detections(&self, local: &LocalDetections) -> ScanReport {
+        let mut out = ScanReport::default();
+        let files = match self.files() {
+            Ok(f) => f,
+            Err(e) => {
+                out.files.push(Err(e));
+                return out;
+            }
+        };
+        // Where each file's report goes in `out.files`, for the pending ones.
+        let mut pending: Vec<(usize, Pending)> = Vec::new();
+        for f in files {
+            match self.collect(&f).await {
+                Ok(Some(p)) => {
+                    pending.push((out.files.len(), p));
+                    out.files.push(Ok(FileReport::default()));
+                }
+                Ok(None) => out.files.push(Ok(FileReport { path: f, ..FileReport::default() })),
+                Err(e) => out.files.push(Err(e)),
+            }
+        }
+        // The rules' alerts, file by file, then the detections' over every new record.
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut owner: Vec<Option<usize>> = Vec::new();
+        for (k, (_, p)) in pending.iter_mut().enumerate() {
+            for row in &p.rows {
+                if let Some(a) = self.alert_for(row) {
+                    p.report.matched += 1;
+                    p.progress.alerts += 1;
+                    alerts.push(a);
+                    owner.push(Some(k));
+                }
+            }
+        }
+        let rows: Vec<&Value> = pending.iter().flat_map(|(_, p)| p.rows.iter()).collect();
+        match self.run_detections(local, &rows).await {
+            Ok(found) => {
+                for (id, r) in found {
+                    if let Ok(list) = &r {
+                        for a in list {
+                            alerts.push(a.clone());
+                            owner.push(None);
+                        }
+                    }
+                    out.detections.push((id, r.map(|l| l.len())));
+                }
+            }
+            Err(e) => out.detections.push(("*".into(), Err(e))),
+        }
+        if !pending.is_empty() {
+            match self.commit_all(&alerts, &pending).await {
+                Ok(Some(accepted)) => {
+                    for (dup, who) in accepted.iter().zip(&owner) {
+                        match (who, dup) {
+                            (Some(k), false) => pending[*k].1.report.new_alerts += 1,
+                            (Some(k), true) => pending[*k].1.report.duplicates += 1,
+                            (None, false) => out.detection_new += 1,
+                            (None, true) => out.detection_duplicates += 1,
+                        }
+                    }
+                }
+                Ok(None) => {
+                    tracing::info!(source = %self.name, "another process read these files first; nothing stored");
+                    for (_, p) in &mut pending {
+                        p.report = FileReport { path: p.report.path.clone(), ..FileReport::default() };
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, p) in pending {
+                        out.files[i] = Err(AuditFileError::File { path: p.report.path, message: msg.clone() });
+                    }
+                    return out;
+                }
+            }
+        }
+        for (i, p) in pending {
+            out.files[i] = Ok(p.report);
+        }
+        out
+    }
+
+    /// Loads the records into the engine (each `event_id` once, older ones dropped) and runs
+    /// every detection over the window the new records span, reaching back `overlap` (or the
+    /// detection's `lookback`) for aggregations.
+    #[cfg(feature = "local-sql")]
+    async fn run_detections(
+        &self,
+        local: &LocalDetections,
+        rows: &[&Value],
+    ) -> Result<Vec<(String, Result<Vec<Alert>, String>)>, String> {
+        use super::detections::{finding::Window, local as run};
+        use floodgate_databricks::localsql::LocalSql;
+        let millis = |r: &Value| -> Option<i64> {
+            let s = r.get("event_time")?.as_str()?;
+            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+            Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        };
+        let times: Vec<i64> = rows.iter().filter_map(|r| millis(r)).collect();
+        let (Some(first), Some(last)) = (times.iter().min().copied(), times.iter().max().copied()) else {
+            return Ok(Vec::new());
+        };
+        let mut guard = local.state.lock().await;
+        if guard.is_none() {
+            let engine = LocalSql::open().await?;
+            *guard = Some(LocalState { engine, seen: std::collections::HashMap::new() });
+        }
+        let state = guard.as_mut().expect("opened above");
+        let horizon = last - local.retain.as_millis() as i64;
+        if state.seen.values().any(|t| *t < horizon) {
+            state.engine.prune(run::AUDIT, &crate::clock::rfc3339(horizon)).await?;
+            state.seen.retain(|_, t| *t >= horizon);
+        }
+        let mut fresh = Vec::new();
+        for r in rows {
+            let id = r.get("event_id").and_then(Value::as_str).unwrap_or("").to_string();
+            let Some(t) = millis(r) else { continue };
+            if state.seen.insert(id, t).is_none() {
+                fresh.push((*r).clone());
+            }
+        }
+        for (i, problem) in state.engine.load_good(run::AUDIT, &fresh).await? {
+            tracing::warn!(source = %self.name, event_id = ?fresh[i].get("event_id"), "audit record does not fit system.access.audit: {problem}");
+        }
+        let now = self.engine.now();
+        let mut out = Vec::new();
+        for d in &local.detections {
+            let reach = local.overlap.max(d.lookback).as_millis() as i64;
+            let window = Window { since: first - reach, until: last + 1 };
+            let r = run::evaluate(&state.engine, d, &local.source, run::WORKSPACE, window, now)
+                .await
+                .map(|(_, alerts)| alerts)
+                .map_err(|e| e.to_string());
+            out.push((d.id.clone(), r));
+        }
+        Ok(out)
+    }
+
+    /// Stores every alert and every file's progress in one durable transaction. `None`: another
+    /// process moved a file's progress first; nothing stored. Otherwise, per alert, whether it
+    /// was a duplicate.
+    #[cfg(feature = "local-sql")]
+    async fn commit_all(
+        &self,
+        alerts: &[Alert],
+        pending: &[(usize, Pending)],
+    ) -> Result<Option<Vec<bool>>, StoreError> {
+        let engine = &self.engine;
+        let batch: Vec<_> = alerts.iter().map(|a| crate::ingest::route(engine, a)).collect();
+        let mut tx = engine.store().begin_durable().await?;
+        let accepted = store::accept_alerts_in(&mut tx, &batch, engine.now()).await?;
+        for (_, p) in pending {
+            let expected = p.expected.as_ref().map(|(o, h)| (*o, h.as_str()));
+            if !save_file_progress_in(&mut tx, &p.progress, expected).await? {
+                return Ok(None);
+            }
+        }
+        crate::failpoint!("audit_files.before_commit");
+        tx.commit().await?;
+        let mut started = false;
+        for (a, alert) in accepted.iter().zip(alerts) {
+            let outcome = if a.duplicate {
+                "duplicate"
+            } else if a.joined {
+                "grouped"
+            } else if a.run_id.is_some() {
+                started = true;
+                "accepted"
+            } else {
+                "unmatched"
+            };
+            engine.metrics().alert(&alert.source, outcome);
+        }
+        if started {
+            engine.wake();
+        }
+        Ok(Some(accepted.iter().map(|a| a.duplicate).collect()))
     }
 
     /// The alert for a record, when a rule takes it.
@@ -410,7 +789,16 @@ impl AuditFiles {
 
     async fn watch(self) {
         loop {
-            for r in self.scan_once().await {
+            let scan = self.scan().await;
+            for (id, r) in &scan.detections {
+                if let Err(e) = r {
+                    tracing::error!(source = %self.name, detection = %id, error = %e, "detection failed over audit-log records");
+                }
+            }
+            if scan.detection_new > 0 {
+                tracing::info!(source = %self.name, new_alerts = scan.detection_new, duplicates = scan.detection_duplicates, "detections over audit-log records");
+            }
+            for r in scan.files {
                 match r {
                     Ok(f) if f.records > 0 || f.malformed > 0 => tracing::info!(
                         source = %self.name, file = %f.path, records = f.records, matched = f.matched,
@@ -519,6 +907,25 @@ fn format_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The entry with the configured detections when it asks for them (`detections = true`).
+pub fn with_configured_detections(w: AuditFiles, entry: &AuditFilesConfig, cfg: &Config) -> Result<AuditFiles, String> {
+    if !entry.detections {
+        return Ok(w);
+    }
+    #[cfg(feature = "local-sql")]
+    {
+        cfg.detections.check().map_err(|e| format!("[[audit_files]] {:?}: {e}", entry.name))?;
+        let found = crate::ingest::detections::load_configured(cfg)
+            .map_err(|e| format!("[[audit_files]] {:?} runs detections: {e}", entry.name))?;
+        Ok(w.with_detections(found, &cfg.detections))
+    }
+    #[cfg(not(feature = "local-sql"))]
+    {
+        let _ = (w, cfg);
+        Err(format!("[[audit_files]] {:?}: detections = true needs the local-sql feature", entry.name))
+    }
+}
+
 /// Starts watching the configured directories; `None` when there are none.
 pub fn spawn(
     cfg: &Config,
@@ -536,7 +943,7 @@ pub fn spawn(
             problems.push(format!("[[audit_files]] {:?} is defined twice", entry.name));
             continue;
         }
-        match AuditFiles::new(entry, base, engine.clone()) {
+        match AuditFiles::new(entry, base, engine.clone()).and_then(|w| with_configured_detections(w, entry, cfg)) {
             Ok(w) if !w.directory.is_dir() => problems.push(format!(
                 "[[audit_files]] {:?}: directory {} does not exist",
                 w.name,

@@ -6,11 +6,14 @@
 //! restarts, crashes (a failpoint in `floodgate serve`), FAILED statements and 429 storms.
 //!
 //! The simulator answers real SQL over the fixture rows: a detection that passes here ran the
-//! same text floodgate sends to a warehouse.
+//! same text floodgate sends to a warehouse. The same expectations hold on the local SQL engine
+//! (`detections test --events`, `ingest audit-logs`), and its alerts equal the simulator's.
 
 mod cli;
 mod containment;
 mod files;
+#[cfg(feature = "local-sql")]
+mod local;
 mod serve;
 mod shipped;
 mod watermark;
@@ -43,6 +46,12 @@ pub fn ms(rfc3339: &str) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// What data classification found in the fixture lakehouse: one sensitive table.
+pub fn classification_rows() -> Vec<Value> {
+    vec![json!({"catalog_name": "main", "schema_name": "hr", "table_name": "employees_pii", "column_name": "ssn",
+                "data_type": "string", "class_tag": "class.us_ssn", "confidence": "HIGH", "frequency": 0.8})]
+}
+
 /// A simulated workspace holding the fixture events, the classification of one sensitive
 /// table, and the users the playbooks act on.
 pub struct Lakehouse {
@@ -58,13 +67,9 @@ impl Lakehouse {
         for f in ["audit-events.jsonl", "detections-events.jsonl"] {
             sim.load_audit_events(&fixture(f)).await.expect("fixture rows load");
         }
-        sim.insert_rows(
-            "system.data_classification.results",
-            &[json!({"catalog_name": "main", "schema_name": "hr", "table_name": "employees_pii", "column_name": "ssn",
-                     "data_type": "string", "class_tag": "class.us_ssn", "confidence": "HIGH", "frequency": 0.8})],
-        )
-        .await
-        .expect("classification rows load");
+        sim.insert_rows("system.data_classification.results", &classification_rows())
+            .await
+            .expect("classification rows load");
         for user in ["dana@corp.example", "mallory@corp.example", "erin@corp.example"] {
             sim.add_user(false, user);
         }

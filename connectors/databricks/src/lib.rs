@@ -7,8 +7,11 @@
 //! - `error`: Databricks error bodies in every documented shape.
 //! - `sql`: Statement Execution (`Databricks::run_statement`) — public for the engine.
 //! - `actions`: the actions playbooks call (`databricks.<action>`).
-//! - `sim` (feature `sim`): a local Databricks for tests and the demo. The product never
-//!   depends on it.
+//! - `localsql` (feature `local-sql`): the local SQL engine — the system tables in an
+//!   in-memory SQLite database and a translator of the Databricks SQL subset detections use.
+//!   `floodgate detections test --events` and `floodgate ingest audit-logs` run detections on it.
+//! - `sim` (feature `sim`, which includes `local-sql`): a local Databricks for tests and the
+//!   demo, answering SQL with the local engine. The product never depends on it.
 //!
 //! This crate never imports the engine, never logs or stores a secret (tokens, client secrets,
 //! rotated OAuth secrets), and never puts a value from an alert into SQL text.
@@ -31,6 +34,8 @@ pub mod error;
 pub mod net;
 pub mod sql;
 
+#[cfg(feature = "local-sql")]
+pub mod localsql;
 #[cfg(feature = "sim")]
 pub mod sim;
 

@@ -6,6 +6,7 @@
 //! - `sqltext`: reading a detection's SQL for its `:name` markers (never rewriting it).
 //! - `finding`: one result row → one `Alert` with a stable external id.
 //! - `poller`: windows, leases, the one-transaction commit of alerts and watermark.
+//! - `local` (feature `local-sql`): the same detections over rows on the local SQL engine.
 //! - `schema`: the JSON Schema editors use for detection files.
 //!
 //! This module must never splice a value into SQL (windows and constants are statement
@@ -14,6 +15,8 @@
 
 mod check;
 pub mod finding;
+#[cfg(feature = "local-sql")]
+pub mod local;
 pub mod model;
 pub mod poller;
 pub mod schema;

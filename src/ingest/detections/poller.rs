@@ -88,6 +88,9 @@ pub struct Committed {
 pub enum DetectionError {
     #[error("statement failed ({}): {}", .0.code(), .0.message())]
     Statement(ActionError),
+    /// The local SQL engine could not run the statement (outside the subset, or wrong SQL).
+    #[error("statement failed on the local SQL engine: {0}")]
+    Local(String),
     #[error(
         "the statement returned more than {MAX_ROWS} rows for one window; aggregate in the SQL or lower [detections] max_lookback"
     )]
@@ -170,14 +173,28 @@ pub async fn evaluate(
         .run_statement_with(Some(&job.workspace), &d.sql, &parameters(d, statement), &opts)
         .await
         .map_err(DetectionError::Statement)?;
+    let alerts = alerts_from(d, source, &job.workspace, &result, window, now)?;
+    Ok((result, alerts))
+}
+
+/// A statement's rows as alerts, one per row: the one place result rows become alerts, for
+/// the poller (rows from a warehouse) and for local runs (rows from the local SQL engine).
+pub fn alerts_from(
+    d: &Detection,
+    source: &str,
+    workspace: &str,
+    result: &QueryResult,
+    window: Window,
+    now: i64,
+) -> Result<Vec<Alert>, DetectionError> {
     if result.truncated || result.rows.len() as u64 > MAX_ROWS {
         return Err(DetectionError::TooManyRows);
     }
     let mut alerts = Vec::with_capacity(result.rows.len());
     for row in &result.rows {
-        alerts.push(finding::alert(d, source, &job.workspace, row, window, new_id("alr"), now)?);
+        alerts.push(finding::alert(d, source, workspace, row, window, new_id("alr"), now)?);
     }
-    Ok((result, alerts))
+    Ok(alerts)
 }
 
 /// Runs detections against one Databricks connector, committing through one engine.

@@ -64,6 +64,7 @@ pub fn config(dir: &Path) -> AuditFilesConfig {
                 confidence: Some(0.9),
             },
         ],
+        detections: false,
     }
 }
 

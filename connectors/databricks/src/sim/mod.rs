@@ -25,50 +25,18 @@
 //! HTTP 200 with `status.state = FAILED`, `status.error` and `status.sql_state`.
 //!
 //! # The SQL it runs
-//! Real SQL over an in-memory SQLite database holding `system.access.audit`,
-//! `system.access.table_lineage`, `system.data_classification.results` and
-//! `system.information_schema.{catalog,schema,table}_privileges` (load rows with
-//! `load_audit_events` / `insert_rows`). Statements are translated from this Databricks subset:
-//! - `SELECT` queries only (`WITH` common table expressions, subqueries, `JOIN … ON`,
-//!   `WHERE`, `GROUP BY` (expressions or ordinals), `HAVING`, `ORDER BY … [NULLS FIRST|LAST]`,
-//!   `LIMIT`/`OFFSET`, `UNION [ALL]`, `EXCEPT`, `INTERSECT`, `DISTINCT`, `CASE`, `IN`,
-//!   `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, window functions with `OVER`,
-//!   aggregates with `FILTER (WHERE …)`);
-//! - three-part table names (unknown ones fail with `TABLE_OR_VIEW_NOT_FOUND`), aliases;
-//! - struct fields and map keys: `user_identity.email`, `response.status_code`,
-//!   `request_params.key`, `request_params['key']`, `alias.request_params.key`;
-//! - named parameters `:name` with types STRING, INT/BIGINT/SMALLINT/TINYINT, DOUBLE/FLOAT/
-//!   DECIMAL, BOOLEAN, DATE, TIMESTAMP (positional `?` fails, as in Databricks; a marker without
-//!   a parameter fails with `UNBOUND_SQL_PARAMETER`);
-//! - Spark literals: `'…'` and `"…"` strings with backslash escapes, backtick identifiers,
-//!   `TIMESTAMP '…'`, `DATE '…'`, numbers with `L`/`D` suffixes;
-//! - `<timestamp or date> ± INTERVAL n SECOND|MINUTE|HOUR|DAY|WEEK|MONTH|YEAR[S]`;
-//! - `LIKE` (case-sensitive), `ILIKE`, `RLIKE`/`REGEXP`, `regexp_like`;
-//! - functions: `lower upper length trim ltrim rtrim substr substring replace instr locate
-//!   left right concat concat_ws coalesce ifnull nvl nullif nvl2 if greatest least abs round
-//!   startswith endswith contains to_json get_json_object element_at size array_size
-//!   array_contains map_keys array count count(DISTINCT) count_if approx_count_distinct sum avg
-//!   min max any_value first last collect_set collect_list array_agg row_number rank dense_rank
-//!   ntile lag lead first_value last_value array_join split_part (parts 1 and 2) date_format
-//!   (patterns of yyyy MM dd HH mm ss ss.SSS) cast/try_cast/:: (to STRING, INT, BIGINT, DOUBLE,
-//!   DECIMAL, BOOLEAN, DATE, TIMESTAMP) date to_date timestamp to_timestamp current_timestamp
-//!   current_date now date_trunc date_add date_sub dateadd timestampadd datediff timestampdiff
-//!   unix_timestamp unix_millis from_unixtime timestamp_seconds timestamp_millis hour minute
-//!   second day dayofmonth month year dayofweek dayofyear extract`.
-//!
-//! Outside the subset (DML/DDL, `QUALIFY`, `LATERAL VIEW`, `PIVOT`, `GROUP BY ALL`, `SEMI`/
-//! `ANTI` joins, format arguments of date functions, …) a statement FAILs with
-//! `UNSUPPORTED_FEATURE.FLOODGATE_SIMULATOR`; an unknown column or function fails with
-//! `UNRESOLVED_COLUMN…` / `UNRESOLVED_ROUTINE`. Known differences: `to_json` returns the stored
-//! JSON text (Databricks omits null fields), `DECIMAL` is computed as floating point, and result
-//! types of arithmetic are inferred (integer arithmetic `LONG`, `/` `DOUBLE`).
+//! Real SQL over the local SQL engine (`crate::localsql`, feature `local-sql`), which holds
+//! the system tables in an in-memory SQLite database and translates the Databricks subset
+//! floodgate uses; its module docs list the subset (load rows with `load_audit_events` /
+//! `insert_rows`).
 
 // Handlers answer errors with the HTTP response itself; its size does not matter here.
 #![allow(clippy::result_large_err)]
 
 mod iam;
 mod rest;
-pub mod sqlengine;
+/// The local SQL engine, under its old name.
+pub use crate::localsql as sqlengine;
 mod statements;
 #[cfg(test)]
 pub(crate) mod testdata;

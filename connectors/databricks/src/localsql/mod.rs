@@ -1,27 +1,83 @@
-//! The simulator's SQL engine: Databricks system tables in an in-memory SQLite database, and a
-//! translation of the Databricks SQL subset floodgate uses into SQLite SQL.
+//! The local SQL engine (feature `local-sql`): Databricks system tables in an in-memory SQLite
+//! database, and a translator of the Databricks SQL subset floodgate's detections use into
+//! SQLite SQL. `floodgate detections test --events` and `floodgate ingest audit-logs` run
+//! detections with it, and the simulator (feature `sim`) answers the Statement Execution API
+//! with it.
 //!
-//! Storage choices, so that SQLite compares like Databricks:
+//! It is SQLite behind a translator, not a Spark engine: the translator defines the subset, and
+//! a statement outside it FAILs rather than running differently. Detections written in the
+//! subset run identically here and on a Databricks SQL warehouse.
+//!
+//! ```ignore
+//! let engine = floodgate_databricks::localsql::LocalSql::open().await?;
+//! engine.load("system.access.audit", &rows).await?;
+//! let result = engine.query(sql, &[SqlParam::timestamp("since", t0), SqlParam::timestamp("until", t1)]).await?;
+//! // result.rows: JSON objects typed exactly as `Databricks::run_statement` types them.
+//! ```
+//!
+//! # The SQL it runs
+//! Real SQL over an in-memory SQLite database holding `system.access.audit`,
+//! `system.access.table_lineage`, `system.data_classification.results` and
+//! `system.information_schema.{catalog,schema,table}_privileges` (load rows with `LocalSql::load`). Statements are translated from this Databricks subset:
+//! - `SELECT` queries only (`WITH` common table expressions, subqueries, `JOIN … ON`,
+//!   `WHERE`, `GROUP BY` (expressions or ordinals), `HAVING`, `ORDER BY … [NULLS FIRST|LAST]`,
+//!   `LIMIT`/`OFFSET`, `UNION [ALL]`, `EXCEPT`, `INTERSECT`, `DISTINCT`, `CASE`, `IN`,
+//!   `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, window functions with `OVER`,
+//!   aggregates with `FILTER (WHERE …)`);
+//! - three-part table names (unknown ones fail with `TABLE_OR_VIEW_NOT_FOUND`), aliases;
+//! - struct fields and map keys: `user_identity.email`, `response.status_code`,
+//!   `request_params.key`, `request_params['key']`, `alias.request_params.key`;
+//! - named parameters `:name` with types STRING, INT/BIGINT/SMALLINT/TINYINT, DOUBLE/FLOAT/
+//!   DECIMAL, BOOLEAN, DATE, TIMESTAMP (positional `?` fails, as in Databricks; a marker without
+//!   a parameter fails with `UNBOUND_SQL_PARAMETER`);
+//! - Spark literals: `'…'` and `"…"` strings with backslash escapes, backtick identifiers,
+//!   `TIMESTAMP '…'`, `DATE '…'`, numbers with `L`/`D` suffixes;
+//! - `<timestamp or date> ± INTERVAL n SECOND|MINUTE|HOUR|DAY|WEEK|MONTH|YEAR[S]`;
+//! - `LIKE` (case-sensitive), `ILIKE`, `RLIKE`/`REGEXP`, `regexp_like`;
+//! - functions: `lower upper length trim ltrim rtrim substr substring replace instr locate
+//!   left right concat concat_ws coalesce ifnull nvl nullif nvl2 if greatest least abs round
+//!   startswith endswith contains to_json get_json_object element_at size array_size
+//!   array_contains map_keys array count count(DISTINCT) count_if approx_count_distinct sum avg
+//!   min max any_value first last collect_set collect_list array_agg row_number rank dense_rank
+//!   ntile lag lead first_value last_value array_join split_part (parts 1 and 2) date_format
+//!   (patterns of yyyy MM dd HH mm ss ss.SSS) cast/try_cast/:: (to STRING, INT, BIGINT, DOUBLE,
+//!   DECIMAL, BOOLEAN, DATE, TIMESTAMP) date to_date timestamp to_timestamp current_timestamp
+//!   current_date now date_trunc date_add date_sub dateadd timestampadd datediff timestampdiff
+//!   unix_timestamp unix_millis from_unixtime timestamp_seconds timestamp_millis hour minute
+//!   second day dayofmonth month year dayofweek dayofyear extract`.
+//!
+//! Outside the subset (DML/DDL, `QUALIFY`, `LATERAL VIEW`, `PIVOT`, `GROUP BY ALL`, `SEMI`/
+//! `ANTI` joins, format arguments of date functions, …) a statement FAILs with
+//! `UNSUPPORTED_FEATURE.FLOODGATE_SIMULATOR`; an unknown column or function fails with
+//! `UNRESOLVED_COLUMN…` / `UNRESOLVED_ROUTINE`. Known differences: `to_json` returns the stored
+//! JSON text (Databricks omits null fields), `DECIMAL` is computed as floating point, and result
+//! types of arithmetic are inferred (integer arithmetic `LONG`, `/` `DOUBLE`).
+//!
+//! # Storage
+//! So that SQLite compares like Databricks:
 //! - `TIMESTAMP` columns hold UTC text `YYYY-MM-DD HH:MM:SS.fff` (sorts and compares as time);
 //!   `DATE` columns `YYYY-MM-DD`; results are rendered back as `2026-03-10T21:14:01.120Z`.
 //! - struct and map columns (`user_identity`, `response`, `request_params`, ...) and arrays
 //!   (`samples`) hold JSON text; field and key access become `json_extract`.
 //! - `LIKE` is made case-sensitive (`PRAGMA case_sensitive_like`), as in Databricks.
 //!
-//! Only queries run (`SELECT` / `WITH`); the tables are changed through the simulator handle.
+//! Only queries run (`SELECT` / `WITH`); the tables are changed through `LocalSql::load` (or
+//! the simulator handle).
 
 mod db;
+mod engine;
 mod functions;
 mod items;
 mod lex;
 mod translate;
 
 pub use db::{BoundParam, QueryOutput, SqlDb};
+pub use engine::LocalSql;
 pub(crate) use translate::{Translated, translate};
 
 use std::fmt;
 
-/// A Databricks column type, as far as the simulator tracks types.
+/// A Databricks column type, as far as the local engine tracks types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
     String,
@@ -88,13 +144,13 @@ impl SqlError {
     pub fn syntax(near: &str) -> SqlError {
         SqlError::new("PARSE_SYNTAX_ERROR", "42601", format!("Syntax error at or near '{near}'."))
     }
-    /// Something Databricks runs but this simulator does not.
+    /// Something Databricks runs but the local engine does not.
     pub fn unsupported(what: &str) -> SqlError {
         SqlError::new(
             "UNSUPPORTED_FEATURE.FLOODGATE_SIMULATOR",
             "0A000",
             format!(
-                "The floodgate Databricks simulator does not support {what}; see the supported subset in the sim module docs."
+                "The floodgate local SQL engine (the Databricks simulator's) does not support {what}; see the supported subset in docs/detections.md."
             ),
         )
     }
@@ -117,7 +173,7 @@ impl fmt::Display for SqlError {
     }
 }
 
-/// One simulated table: its Databricks name and columns.
+/// One system table: its Databricks name and columns.
 pub struct TableDef {
     pub name: &'static str,
     pub columns: &'static [(&'static str, DType)],
@@ -251,7 +307,7 @@ pub fn is_nested(column: &str) -> bool {
     matches!(column, "user_identity" | "response" | "request_params" | "identity_metadata")
 }
 
-/// The type of a column name in any simulated table.
+/// The type of a column name in any of the tables.
 pub fn column_type(name: &str) -> Option<DType> {
     TABLES.iter().flat_map(|t| t.columns.iter()).find(|(c, _)| c.eq_ignore_ascii_case(name)).map(|(_, t)| *t)
 }

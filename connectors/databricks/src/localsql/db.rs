@@ -2,8 +2,8 @@
 //! rows in the system-table shape, and running translated queries into `JSON_ARRAY` cells.
 
 use super::{
-    DType, SqlError, TABLES, Translated, canonical_date, canonical_timestamp, column_type, render_timestamp, table,
-    translate,
+    DType, SqlError, TABLES, TableDef, Translated, canonical_date, canonical_timestamp, column_type, render_timestamp,
+    table, translate,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
@@ -47,7 +47,7 @@ impl SqlDb {
             .max_lifetime(None)
             .connect_with(opts)
             .await
-            .map_err(|e| format!("cannot open the simulator database: {e}"))?;
+            .map_err(|e| format!("cannot open the local SQL database: {e}"))?;
         for t in TABLES {
             let cols: Vec<String> = t
                 .columns
@@ -67,31 +67,66 @@ impl SqlDb {
         Ok(SqlDb { pool })
     }
 
-    /// Inserts rows (JSON objects keyed by column name) into a simulated table. Struct, map and
-    /// array values may be JSON values or JSON text; timestamps RFC 3339 or `YYYY-MM-DD HH:MM:SS`.
+    /// Inserts rows (JSON objects keyed by column name) into a table. Struct, map and array
+    /// values may be JSON values or JSON text; timestamps RFC 3339, `YYYY-MM-DD HH:MM:SS` or
+    /// epoch milliseconds. All or nothing: the first bad row is an error naming it.
     pub async fn insert(&self, table_name: &str, rows: &[Value]) -> Result<usize, String> {
-        let t = table(table_name).ok_or_else(|| format!("the simulator has no table {table_name}"))?;
+        let problems = self.insert_rows(table_name, rows, true).await?;
+        match problems.into_iter().next() {
+            Some((n, e)) => Err(format!("row {}: {e}", n + 1)),
+            None => Ok(rows.len()),
+        }
+    }
+
+    /// Inserts every good row and returns the others' problems as `(index in rows, message)`.
+    pub async fn insert_good(&self, table_name: &str, rows: &[Value]) -> Result<Vec<(usize, String)>, String> {
+        self.insert_rows(table_name, rows, false).await
+    }
+
+    async fn insert_rows(
+        &self,
+        table_name: &str,
+        rows: &[Value],
+        strict: bool,
+    ) -> Result<Vec<(usize, String)>, String> {
+        let t = table(table_name).ok_or_else(|| format!("the local SQL engine has no table {table_name}"))?;
         let names: Vec<String> = t.columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
         let marks: Vec<String> = (1..=t.columns.len()).map(|k| format!("?{k}")).collect();
         let sql = format!("INSERT INTO \"{}\" ({}) VALUES ({})", t.name, names.join(", "), marks.join(", "));
+        let mut problems = Vec::new();
         let mut tx = self.pool.begin().await.map_err(|e| e.to_string())?;
         for (n, row) in rows.iter().enumerate() {
-            let obj = row.as_object().ok_or_else(|| format!("row {}: not a JSON object", n + 1))?;
-            if let Some(k) = obj.keys().find(|k| !t.columns.iter().any(|(c, _)| c == k)) {
-                return Err(format!("row {}: {} has no column {k:?}", n + 1, t.name));
-            }
-            let mut q = sqlx::query(AssertSqlSafe(sql.clone()));
-            for (c, ty) in t.columns {
-                let mut v = obj.get(*c).cloned().unwrap_or(Value::Null);
-                if *c == "event_date" && v.is_null() {
-                    v = obj.get("event_time").cloned().unwrap_or(Value::Null);
+            let q = match bind_row(&sql, t, row) {
+                Ok(q) => q,
+                Err(e) => {
+                    problems.push((n, e));
+                    if strict {
+                        return Ok(problems);
+                    }
+                    continue;
                 }
-                q = bind_cell(q, *ty, &v).map_err(|e| format!("row {}: column {c}: {e}", n + 1))?;
+            };
+            if let Err(e) = q.execute(&mut *tx).await {
+                problems.push((n, e.to_string()));
+                if strict {
+                    return Ok(problems);
+                }
             }
-            q.execute(&mut *tx).await.map_err(|e| format!("row {}: {e}", n + 1))?;
         }
         tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(rows.len())
+        Ok(problems)
+    }
+
+    /// Deletes rows whose `event_time` is before `before`.
+    pub async fn delete_before(&self, table_name: &str, before: &str) -> Result<u64, String> {
+        let t = table(table_name).ok_or_else(|| format!("the local SQL engine has no table {table_name}"))?;
+        if !t.columns.iter().any(|(c, _)| *c == "event_time") {
+            return Err(format!("{} has no event_time column", t.name));
+        }
+        let at = canonical_timestamp(before).ok_or_else(|| format!("{before:?} is not a timestamp"))?;
+        let sql = format!("DELETE FROM \"{}\" WHERE event_time < ?1", t.name);
+        let done = sqlx::query(AssertSqlSafe(sql)).bind(at).execute(&self.pool).await.map_err(|e| e.to_string())?;
+        Ok(done.rows_affected())
     }
 
     /// Loads `system.access.audit` rows from JSON lines (the shape of
@@ -154,6 +189,23 @@ impl SqlDb {
 }
 
 type Q = sqlx::query::Query<'static, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// One row's INSERT with its cells bound, or why the row does not fit the table.
+fn bind_row(sql: &str, t: &TableDef, row: &Value) -> Result<Q, String> {
+    let obj = row.as_object().ok_or("not a JSON object")?;
+    if let Some(k) = obj.keys().find(|k| !t.columns.iter().any(|(c, _)| c == k)) {
+        return Err(format!("{} has no column {k:?}", t.name));
+    }
+    let mut q = sqlx::query(AssertSqlSafe(sql.to_string()));
+    for (c, ty) in t.columns {
+        let mut v = obj.get(*c).cloned().unwrap_or(Value::Null);
+        if *c == "event_date" && v.is_null() {
+            v = obj.get("event_time").cloned().unwrap_or(Value::Null);
+        }
+        q = bind_cell(q, *ty, &v).map_err(|e| format!("column {c}: {e}"))?;
+    }
+    Ok(q)
+}
 
 fn bind_cell(q: Q, ty: DType, v: &Value) -> Result<Q, String> {
     if v.is_null() {
@@ -274,7 +326,7 @@ fn map_sqlite_error(e: &sqlx::Error) -> SqlError {
     if msg.contains("misuse of aggregate") || msg.contains("must appear in the GROUP BY") {
         return SqlError::new("MISSING_AGGREGATION", "42803", msg);
     }
-    SqlError::new("INTERNAL_ERROR", "XX000", format!("the simulator's SQLite failed: {msg}"))
+    SqlError::new("INTERNAL_ERROR", "XX000", format!("the local SQL engine's SQLite failed: {msg}"))
 }
 
 /// A column's type from its values, when the query did not tell.
@@ -316,7 +368,7 @@ fn render_cell(r: &SqliteRow, k: usize, t: DType) -> Option<String> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sim"))]
 mod tests {
     use super::*;
     use serde_json::json;
