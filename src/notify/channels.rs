@@ -99,7 +99,7 @@ impl Channel {
         let pending = a.state == ApprovalState::Pending;
         match self {
             Channel::Slack { client, channel } => {
-                let req = slack_request(b);
+                let req = approval_request(b, &b.approval_url);
                 if pending {
                     let mut content = floodgate_slack::approval_request_message(&req).map_err(|e| e.to_string())?;
                     let what = if w.level_sent < 0 { "request" } else { "escalation" };
@@ -138,7 +138,7 @@ impl Channel {
                         }
                     })
                     .collect();
-                let card = floodgate_teams::approval_card(&teams_request(b), &links)
+                let card = floodgate_teams::approval_card(&approval_request(b, &b.incident_url), &links)
                     .map_err(|e| format!("approval card: {e}"))?;
                 client.webhook().post(&card).await.map_err(|e| e.to_string())?;
                 let what = if w.level_sent < 0 { "request" } else { "escalation" };
@@ -192,29 +192,13 @@ fn display(dir: &Directory, id: &str) -> String {
     dir.people.get(id).and_then(|p| p.name.clone()).unwrap_or_else(|| id.to_string())
 }
 
-fn slack_request(b: &Brief) -> floodgate_slack::ApprovalRequest {
-    floodgate_slack::ApprovalRequest {
+fn approval_request(b: &Brief, link: &str) -> floodgate_sdk::ApprovalRequest {
+    floodgate_sdk::ApprovalRequest {
         approval_id: b.approval.id.clone(),
         incident_id: b.approval.incident_id.clone(),
         incident_title: b.incident_title.clone(),
         severity: b.severity.clone(),
-        incident_url: Some(b.approval_url.clone()),
-        action: b.action.clone(),
-        risk: b.risk,
-        plan: b.plan.clone(),
-        evidence: b.evidence.clone(),
-        approvers: Some(b.approvers.clone()),
-        expires_at: super::expires_at(&b.approval),
-    }
-}
-
-fn teams_request(b: &Brief) -> floodgate_teams::ApprovalRequest {
-    floodgate_teams::ApprovalRequest {
-        approval_id: b.approval.id.clone(),
-        incident_id: b.approval.incident_id.clone(),
-        incident_title: b.incident_title.clone(),
-        severity: b.severity.clone(),
-        incident_url: Some(b.incident_url.clone()),
+        incident_url: Some(link.to_string()),
         action: b.action.clone(),
         risk: b.risk,
         plan: b.plan.clone(),

@@ -10,6 +10,7 @@
 //! This crate must never depend on the engine: the engine depends on it. It changes rarely.
 
 mod action;
+mod approval;
 mod error;
 pub mod http;
 mod refs;
@@ -26,6 +27,7 @@ pub use action::{
     ActionCall, ActionOutput, ActionSpec, CallContext, Connector, ConnectorKind, EndRun, Plan, PlannedRequest,
     input_schema,
 };
+pub use approval::ApprovalRequest;
 pub use error::{ActionError, BuildError};
 pub use refs::{MemoryRefStore, RefStore};
 pub use risk::RiskClass;

@@ -11,7 +11,7 @@
 
 use crate::blocks::{FIELD_MAX, SECTION_MAX, context, field_sections, md, section, severity_badge};
 use crate::escape::{escape_code_block, escape_truncated, link};
-use floodgate_sdk::{Plan, RiskClass};
+
 use slack_morphism::prelude::*;
 use std::fmt;
 use time::OffsetDateTime;
@@ -51,27 +51,8 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Everything an approval request shows.
-#[derive(Debug, Clone)]
-pub struct ApprovalRequest {
-    /// floodgate's approval id; ASCII letters, digits and `-_.:`, at most 128 characters.
-    pub approval_id: String,
-    pub incident_id: String,
-    pub incident_title: String,
-    /// floodgate severity (`info`…`critical`).
-    pub severity: Option<String>,
-    pub incident_url: Option<String>,
-    /// The step's action, e.g. `databricks.ip_access_list.block`.
-    pub action: String,
-    pub risk: RiskClass,
-    /// `plan()` of the step, secrets already redacted by the caller.
-    pub plan: Plan,
-    /// Label/value evidence (alert rule, entities, confidence...).
-    pub evidence: Vec<(String, String)>,
-    /// Who may approve, as people read it ("secops, 2 of 3").
-    pub approvers: Option<String>,
-    pub expires_at: Option<OffsetDateTime>,
-}
+/// Everything an approval request shows (shared with the Teams card).
+pub use floodgate_sdk::ApprovalRequest;
 
 /// How an approval ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

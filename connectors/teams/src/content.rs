@@ -8,7 +8,7 @@ use crate::card::{
     Action, ActionStyle, AdaptiveCard, Color, Container, ContainerStyle, Element, Envelope, Fact, FactSet,
     RichTextBlock, Size, Spacing, TextRun, cut, open_url,
 };
-use floodgate_sdk::{CallContext, Plan, RiskClass};
+use floodgate_sdk::CallContext;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -178,24 +178,8 @@ fn footer(ctx: &CallContext) -> String {
     parts.join(" · ")
 }
 
-/// Everything an approval card shows (same content as the Slack approval message).
-#[derive(Debug, Clone)]
-pub struct ApprovalRequest {
-    pub approval_id: String,
-    pub incident_id: String,
-    pub incident_title: String,
-    pub severity: Option<String>,
-    pub incident_url: Option<String>,
-    /// The step's action, e.g. `databricks.ip_access_list.block`.
-    pub action: String,
-    pub risk: RiskClass,
-    /// `plan()` of the step, secrets already redacted by the caller.
-    pub plan: Plan,
-    pub evidence: Vec<(String, String)>,
-    /// Who may approve, as people read it ("secops, 2 of 3").
-    pub approvers: Option<String>,
-    pub expires_at: Option<OffsetDateTime>,
-}
+/// Everything an approval card shows (the same content as the Slack approval message).
+pub use floodgate_sdk::ApprovalRequest;
 
 /// One button on the approval card: a signed, per-approver link to floodgate's approval page.
 #[derive(Debug, Clone)]
