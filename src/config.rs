@@ -443,7 +443,26 @@ impl Config {
                 }
             }
         }
+        let mut slack_ids = BTreeMap::new();
         for i in &self.identities {
+            if let Some(u) = &i.slack_user_id {
+                let mut c = u.chars();
+                let well_formed = matches!(c.next(), Some('U' | 'W'))
+                    && (3..=32).contains(&u.len())
+                    && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit());
+                if !well_formed {
+                    return err(format!(
+                        "identity {:?}: slack_user_id {u:?} is not a Slack member id (U… or W…, upper-case letters and digits)",
+                        i.id
+                    ));
+                }
+                if let Some(other) = slack_ids.insert(u.as_str(), i.id.as_str()) {
+                    return err(format!(
+                        "identities {other:?} and {:?} have the same slack_user_id {u:?}: a button press must map to one person",
+                        i.id
+                    ));
+                }
+            }
             if let Some(h) = &i.password_hash
                 && !h.starts_with("$argon2id$")
             {
@@ -527,6 +546,20 @@ mod tests {
         let c = Config::parse("playbooks = \"pb\"\n", Path::new("/etc/fg/floodgate.toml")).unwrap();
         assert_eq!(c.playbooks, PathBuf::from("/etc/fg/pb"));
         assert_eq!(c.database.url, "sqlite:///etc/fg/floodgate.db");
+    }
+
+    #[test]
+    fn slack_user_ids_are_well_formed_and_map_to_one_person() {
+        let two = |a: &str, b: &str| {
+            format!("[[identities]]\nid = \"a\"\nslack_user_id = \"{a}\"\n[[identities]]\nid = \"b\"\nslack_user_id = \"{b}\"\n")
+        };
+        assert!(Config::parse(&two("U01ALICE", "W02BOB"), Path::new("f.toml")).is_ok());
+        let e = Config::parse(&two("U01ALICE", "U01ALICE"), Path::new("f.toml")).unwrap_err();
+        assert!(e.0.contains("have the same slack_user_id \"U01ALICE\""), "{}", e.0);
+        for bad in ["u01alice", "alice", "C0123SOC", "U01 ALICE"] {
+            let e = Config::parse(&two(bad, "U02BOB"), Path::new("f.toml")).unwrap_err();
+            assert!(e.0.contains("is not a Slack member id"), "{bad}: {}", e.0);
+        }
     }
 
     #[test]

@@ -18,3 +18,4 @@ CREATE TABLE approval_notices (
     updated_at   BIGINT NOT NULL,
     PRIMARY KEY (approval_id, channel)
 );
+CREATE INDEX approval_notices_undecided ON approval_notices (channel, decided_sent);

@@ -103,8 +103,11 @@ impl Channel {
                 if pending {
                     let mut content = floodgate_slack::approval_request_message(&req).map_err(|e| e.to_string())?;
                     let what = if w.level_sent < 0 { "request" } else { "escalation" };
-                    if w.level_sent >= 0 {
-                        prepend_escalation(&mut content, new_groups(a, w.level_sent), dir);
+                    if a.escalation_level > 0 {
+                        // Also when the first post comes after an escalation (Slack was down
+                        // over the first deadline): the escalated groups must be mentioned.
+                        let groups = new_groups(a, w.level_sent.max(0));
+                        prepend_escalation(&mut content, groups, dir);
                     }
                     let posted = client.api().post_content(channel, content).await.map_err(|e| e.to_string())?;
                     let refs = push_ref(&w.refs, json!({"channel": posted.channel, "ts": posted.ts}));
@@ -118,7 +121,14 @@ impl Channel {
                 let outcome = slack_outcome(a, &b.votes, dir);
                 let content = floodgate_slack::approval_decided_message(&req, &outcome).map_err(|e| e.to_string())?;
                 for p in &posts {
-                    client.api().update_content(p, content.clone()).await.map_err(|e| e.to_string())?;
+                    match client.api().update_content(p, content.clone()).await {
+                        Ok(_) => {}
+                        // Deleted or too old to edit: nothing more can be shown on that one.
+                        Err(e) if GONE.contains(&e.code()) => {
+                            tracing::info!(approval = %a.id, ts = %p.ts, code = e.code(), "slack approval message cannot be updated");
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
                 }
                 Ok(done(w, "decision", w.level_sent, true, w.refs.clone(), json!({"updated": posts.len()})))
             }
@@ -127,7 +137,12 @@ impl Channel {
                     // A webhook cannot edit a card it posted; the console shows the decision.
                     return Ok(NoticeDone::quiet(w, w.level_sent, true));
                 }
-                let people = eligible(a, new_groups(a, w.level_sent), dir);
+                // Everyone who may vote gets a link on every card: links expire at the deadline
+                // they were signed with, and an escalation moves the deadline.
+                let people = eligible(a, &a.groups, dir);
+                if people.is_empty() {
+                    return Ok(NoticeDone::quiet(w, a.escalation_level, false));
+                }
                 let links: Vec<floodgate_teams::ApprovalLink> = people
                     .iter()
                     .map(|id| {
@@ -150,12 +165,15 @@ impl Channel {
                         // Pages are for escalations only.
                         return Ok(NoticeDone::quiet(w, a.escalation_level, false));
                     }
-                    let key = format!("floodgate-approval-{}-{}", a.id, a.escalation_level);
+                    let key = page_key(&a.id, a.escalation_level);
                     api.send(&page(b, &key, new_groups(a, w.level_sent.max(0)))).await.map_err(|e| e.to_string())?;
                     let refs = push_ref(&w.refs, json!(key));
                     return Ok(done(w, "page", a.escalation_level, false, refs, json!({"dedup_key": key})));
                 }
-                let keys: Vec<String> = serde_json::from_value(w.refs.clone()).unwrap_or_default();
+                // Keys are deterministic: resolve every level that may have paged, even one whose
+                // record was lost (resolving a key PagerDuty does not know is harmless).
+                let keys: Vec<String> =
+                    (1..=w.level_sent.max(0)).map(|level| page_key(&a.id, level)).collect();
                 if keys.is_empty() {
                     return Ok(NoticeDone::quiet(w, w.level_sent, true));
                 }
@@ -176,8 +194,18 @@ impl Channel {
     }
 }
 
+/// Slack errors after which a posted message can no longer be updated.
+const GONE: [&str; 5] = ["message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found", "is_archived"];
+
+/// Most people mentioned in one escalation line (a section holds at most 3,000 characters).
+const MAX_MENTIONS: usize = 50;
+
+fn page_key(approval_id: &str, level: i64) -> String {
+    format!("floodgate-approval-{approval_id}-{level}")
+}
+
 /// People in `groups` who may vote on `a` (the action's target may not).
-fn eligible(a: &ApprovalRow, groups: &[String], dir: &Directory) -> Vec<String> {
+pub(super) fn eligible(a: &ApprovalRow, groups: &[String], dir: &Directory) -> Vec<String> {
     dir.members(groups)
         .into_iter()
         .filter(|id| {
@@ -234,7 +262,11 @@ fn prepend_escalation(
     let names: Vec<String> = groups.iter().map(|g| escape_mrkdwn(g)).collect();
     let mut line = format!(":rotating_light: *Escalated* to {}", names.join(", "));
     if !mentions.is_empty() {
-        line.push_str(&format!(": {}", mentions.join(" ")));
+        let shown = &mentions[..mentions.len().min(MAX_MENTIONS)];
+        line.push_str(&format!(": {}", shown.join(" ")));
+        if mentions.len() > shown.len() {
+            line.push_str(&format!(" and {} more", mentions.len() - shown.len()));
+        }
     }
     let block: SlackBlock =
         SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(line.clone()))).into();
@@ -269,7 +301,7 @@ fn slack_outcome(
     let vote_reason =
         |decision: &str| votes.iter().rev().find(|v| v.decision == decision).and_then(|v| v.reason.clone());
     let (verdict, decided_by, why) = match a.state {
-        ApprovalState::Approved if reason.contains("timeout") => {
+        ApprovalState::Approved if !votes.iter().any(|v| v.decision == "approve") => {
             (Verdict::TimedOut { outcome: "approved by policy".into() }, Decider::Floodgate, Some(reason))
         }
         ApprovalState::Approved => (

@@ -89,37 +89,56 @@ impl Notifier {
         })
     }
 
-    /// Delivers every due notice once. Returns how many deliveries were attempted.
+    /// Delivers every due notice once, the channels side by side so that a slow or failing
+    /// vendor does not hold the others back. Returns how many deliveries were attempted.
     pub async fn tick(&self) -> Result<usize> {
+        // At most one channel of each kind: Slack, Teams, PagerDuty.
+        let one = |i: usize| async move {
+            match self.channels.get(i) {
+                Some(c) => self.tick_channel(c).await,
+                None => Ok(0),
+            }
+        };
+        let (a, b, c) = tokio::join!(one(0), one(1), one(2));
+        Ok(a? + b? + c?)
+    }
+
+    /// One channel's due notices, oldest first. The first failure ends the batch: the vendor
+    /// is likely down, and the rest wait for the next tick rather than each timing out.
+    async fn tick_channel(&self, channel: &Channel) -> Result<usize> {
         let store = self.engine.store();
         let mut attempted = 0;
-        for channel in &self.channels {
-            let now = self.engine.now();
-            for work in store.notices_due(channel.name(), now, 50).await? {
-                let Some(claim) = store.claim_notice(&work, now, LEASE_MS).await? else { continue };
-                attempted += 1;
-                let brief = self.brief(&work.approval).await?;
-                let outcome =
+        for work in store.notices_due(channel.name(), self.engine.now(), 50).await? {
+            // The lease starts now, not when the batch was listed.
+            let Some(claim) = store.claim_notice(&work, self.engine.now(), LEASE_MS).await? else { continue };
+            attempted += 1;
+            let outcome = match self.brief(&work.approval).await {
+                Ok(brief) => {
                     match tokio::time::timeout(CALL_TIMEOUT, channel.deliver(&work, &brief, &self.engine)).await {
                         Ok(r) => r,
-                        Err(_) => Err(format!("{} did not answer within {} s", channel.name(), CALL_TIMEOUT.as_secs())),
-                    };
-                let now = self.engine.now();
-                match outcome {
-                    Ok(done) => {
-                        store.notice_done(&claim, &work.approval, &done, now).await?;
+                        Err(_) => {
+                            Err(format!("{} did not answer within {} s", channel.name(), CALL_TIMEOUT.as_secs()))
+                        }
                     }
-                    Err(error) => {
-                        let backoff = (5_000i64 << work.failures.clamp(0, 16)).min(MAX_BACKOFF_MS);
-                        tracing::warn!(
-                            approval = %work.approval.id,
-                            channel = channel.name(),
-                            %error,
-                            retry_in_s = backoff / 1000,
-                            "approval notice failed"
-                        );
-                        store.notice_failed(&claim, &work.approval, &error, now + backoff, now).await?;
-                    }
+                }
+                Err(e) => Err(format!("cannot read the approval's details: {e}")),
+            };
+            let now = self.engine.now();
+            match outcome {
+                Ok(done) => {
+                    store.notice_done(&claim, &work.approval, &done, now).await?;
+                }
+                Err(error) => {
+                    let backoff = (5_000i64 << work.failures.clamp(0, 16)).min(MAX_BACKOFF_MS);
+                    tracing::warn!(
+                        approval = %work.approval.id,
+                        channel = channel.name(),
+                        %error,
+                        retry_in_s = backoff / 1000,
+                        "approval notice failed"
+                    );
+                    store.notice_failed(&claim, &work.approval, &error, now + backoff, now).await?;
+                    break;
                 }
             }
         }
@@ -145,7 +164,7 @@ impl Notifier {
             r.body = r.body.as_ref().map(floodgate_sdk::text::redact_json);
         }
         let dir = &self.engine.inner().directory;
-        let eligible = dir.members(&a.groups);
+        let eligible = channels::eligible(a, &a.groups, dir);
         let approvers = format!(
             "{} · {} of {} {}",
             a.groups.join(", "),

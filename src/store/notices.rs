@@ -19,6 +19,8 @@ pub struct NoticeWork {
     pub refs: Value,
     /// Consecutive failures of the current delivery.
     pub failures: i64,
+    /// The row's claim counter when read (0 before the first claim); claims are fenced on it.
+    pub attempt: i64,
 }
 
 /// A claimed delivery: complete it with `notice_done` or `notice_failed`.
@@ -39,12 +41,21 @@ pub struct NoticeDone {
     pub event: Option<Value>,
 }
 
-const DUE: &str = "SELECT a.id, a.run_id, a.step_exec_id, a.step_id, a.incident_id, a.state, a.groups_json, a.quorum, a.timeout_ms, a.deadline, a.on_timeout, a.escalation_json, a.escalation_level, a.target_user, a.summary, a.plan, a.auto_rule, a.decided_at, a.decided_reason, a.created_at, \
-       n.level_sent AS n_level, n.decided_sent AS n_decided, n.refs AS n_refs, n.failures AS n_failures \
+/// Pending approvals not yet announced at their current escalation level (the
+/// `approvals_pending` index finds them).
+const DUE_PENDING: &str = "SELECT a.id, a.run_id, a.step_exec_id, a.step_id, a.incident_id, a.state, a.groups_json, a.quorum, a.timeout_ms, a.deadline, a.on_timeout, a.escalation_json, a.escalation_level, a.target_user, a.summary, a.plan, a.auto_rule, a.decided_at, a.decided_reason, a.created_at, \
+       n.level_sent AS n_level, n.decided_sent AS n_decided, n.refs AS n_refs, n.failures AS n_failures, n.attempt AS n_attempt \
      FROM approvals a LEFT JOIN approval_notices n ON n.approval_id = a.id AND n.channel = $1 \
-     WHERE a.auto_rule IS NULL AND (n.run_after IS NULL OR n.run_after <= $2) AND ( \
-       (a.state = 'pending' AND (n.level_sent IS NULL OR n.level_sent < a.escalation_level)) \
-       OR (a.state <> 'pending' AND n.decided_sent = 0) ) \
+     WHERE a.state = 'pending' AND a.auto_rule IS NULL AND (n.run_after IS NULL OR n.run_after <= $2) \
+       AND (n.level_sent IS NULL OR n.level_sent < a.escalation_level) \
+     ORDER BY a.created_at LIMIT $3";
+
+/// Decided approvals whose decision a channel that announced them has not shown yet (found
+/// from the notice rows, so old decided approvals are never scanned).
+const DUE_DECIDED: &str = "SELECT a.id, a.run_id, a.step_exec_id, a.step_id, a.incident_id, a.state, a.groups_json, a.quorum, a.timeout_ms, a.deadline, a.on_timeout, a.escalation_json, a.escalation_level, a.target_user, a.summary, a.plan, a.auto_rule, a.decided_at, a.decided_reason, a.created_at, \
+       n.level_sent AS n_level, n.decided_sent AS n_decided, n.refs AS n_refs, n.failures AS n_failures, n.attempt AS n_attempt \
+     FROM approval_notices n JOIN approvals a ON a.id = n.approval_id \
+     WHERE n.channel = $1 AND n.decided_sent = 0 AND n.run_after <= $2 AND a.state <> 'pending' \
      ORDER BY a.created_at LIMIT $3";
 
 impl Store {
@@ -53,11 +64,18 @@ impl Store {
     /// ones whose decision the channel has not shown yet. Approvals decided before anything was
     /// announced are not listed: there is nothing to update.
     pub async fn notices_due(&self, channel: &str, now: i64, limit: i64) -> Result<Vec<NoticeWork>> {
-        let rows = self.all(DUE, args![channel, now, limit]).await?;
-        rows.iter().map(|r| work(r, channel)).collect()
+        let mut out = Vec::new();
+        for sql in [DUE_DECIDED, DUE_PENDING] {
+            for r in self.all(sql, args![channel, now, limit]).await? {
+                out.push(work(&r, channel)?);
+            }
+        }
+        Ok(out)
     }
 
-    /// Claims one delivery for `lease_ms`; `None` when someone else holds it or it moved on.
+    /// Claims one delivery for `lease_ms`. `None` when someone else holds it, or when the row
+    /// moved on since `w` was read (another notifier delivered it meanwhile): the claim is
+    /// fenced on the attempt `w` saw, so stale work is never delivered twice.
     pub async fn claim_notice(&self, w: &NoticeWork, now: i64, lease_ms: i64) -> Result<Option<NoticeClaim>> {
         let mut tx = self.begin().await?;
         tx.exec(
@@ -65,34 +83,24 @@ impl Store {
             args![&w.approval.id, &w.channel, now],
         )
         .await?;
-        let row = tx
-            .opt(
-                "SELECT attempt, run_after FROM approval_notices WHERE approval_id = $1 AND channel = $2",
-                args![&w.approval.id, &w.channel],
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let (attempt, run_after) = (row.int("attempt")?, row.int("run_after")?);
-        if run_after > now {
-            return Ok(None);
-        }
         let n = tx
             .exec(
-                "UPDATE approval_notices SET attempt = attempt + 1, run_after = $1, updated_at = $2 WHERE approval_id = $3 AND channel = $4 AND attempt = $5",
-                args![now + lease_ms, now, &w.approval.id, &w.channel, attempt],
+                "UPDATE approval_notices SET attempt = attempt + 1, run_after = $1, updated_at = $2 WHERE approval_id = $3 AND channel = $4 AND attempt = $5 AND run_after <= $2",
+                args![now + lease_ms, now, &w.approval.id, &w.channel, w.attempt],
             )
             .await?;
         tx.commit().await?;
         Ok((n == 1).then(|| NoticeClaim {
             approval_id: w.approval.id.clone(),
             channel: w.channel.clone(),
-            attempt: attempt + 1,
+            attempt: w.attempt + 1,
         }))
     }
 
     /// Records a finished delivery (and its timeline event) if the claim still holds.
+    /// Durable: it holds where the posts are (a Slack `ts`), which cannot be found again.
     pub async fn notice_done(&self, c: &NoticeClaim, a: &ApprovalRow, done: &NoticeDone, now: i64) -> Result<bool> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_durable().await?;
         let n = tx
             .exec(
                 "UPDATE approval_notices SET level_sent = $1, decided_sent = $2, refs = $3, run_after = 0, failures = 0, last_error = NULL, updated_at = $4 WHERE approval_id = $5 AND channel = $6 AND attempt = $7",
@@ -162,5 +170,6 @@ fn work(r: &Row, channel: &str) -> Result<NoticeWork> {
         decided_sent: r.opt_int("n_decided")?.unwrap_or(0) != 0,
         refs: r.opt_text("n_refs")?.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(|| json!([])),
         failures: r.opt_int("n_failures")?.unwrap_or(0),
+        attempt: r.opt_int("n_attempt")?.unwrap_or(0),
     })
 }
