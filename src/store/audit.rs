@@ -130,7 +130,6 @@ pub async fn append_events(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
     tx.exec_rows(
         "INSERT INTO events (seq, at, incident_id, run_id, step_id, kind, data, prev_hash, hash) VALUES ",
         "",
-        &[],
         9,
         rows,
     )

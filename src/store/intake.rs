@@ -140,7 +140,6 @@ async fn existing_alerts(tx: &mut Tx, batch: &[NewAlert]) -> Result<HashMap<(Str
         .all_rows(
             "SELECT a.id, a.source, a.external_id, a.incident_id, a.run_id FROM (VALUES ",
             ") AS v JOIN alerts AS a ON a.source = v.column1 AND a.external_id = v.column2",
-            &[],
             2,
             &keys,
         )
@@ -202,7 +201,7 @@ async fn open_incidents(
         {
             window = window.max(r.window_ms);
             if seen.insert((r.playbook_id.as_str(), k.as_str())) {
-                keys.extend(args![&r.playbook_id, k]);
+                keys.push((r.playbook_id.as_str(), k.as_str()));
             }
         }
     }
@@ -210,12 +209,14 @@ async fn open_incidents(
     if keys.is_empty() {
         return Ok(open);
     }
+    // The bound is in every row so that the statement's only parameters are the list's.
+    let since = now.saturating_sub(window);
+    let keys: Vec<Arg> = keys.into_iter().flat_map(|(p, k)| args![p, k, since]).collect();
     let rows = tx
         .all_rows(
             "SELECT i.id, i.playbook_id, i.group_key, i.severity, i.opened_at FROM (VALUES ",
-            ") AS v JOIN incidents AS i ON i.playbook_id = v.column1 AND i.group_key = v.column2 WHERE i.state = 'open' AND i.opened_at >= $1",
-            &[Arg::Int(now.saturating_sub(window))],
-            2,
+            ") AS v JOIN incidents AS i ON i.playbook_id = v.column1 AND i.group_key = v.column2 WHERE i.state = 'open' AND i.opened_at >= v.column3",
+            3,
             &keys,
         )
         .await?;
@@ -401,7 +402,6 @@ impl Plan {
         tx.exec_rows(
             "INSERT INTO incidents (id, playbook_id, group_key, title, severity, state, alert_count, opened_at, last_alert_at) VALUES ",
             "",
-            &[],
             9,
             incidents,
         )
@@ -409,7 +409,6 @@ impl Plan {
         tx.exec_rows(
             "INSERT INTO playbook_versions (hash, playbook_id, path, source, created_at) VALUES ",
             " ON CONFLICT (hash) DO NOTHING",
-            &[],
             5,
             self.versions,
         )
@@ -417,7 +416,6 @@ impl Plan {
         tx.exec_rows(
             "INSERT INTO runs (id, incident_id, alert_id, playbook_id, playbook_hash, state, run_after, cursor, vars, epoch, created_at, updated_at) VALUES ",
             "",
-            &[],
             12,
             self.runs,
         )
@@ -425,21 +423,19 @@ impl Plan {
         tx.exec_rows(
             "INSERT INTO alerts (id, source, external_id, incident_id, run_id, received_at, rule, title, severity, confidence, body) VALUES ",
             "",
-            &[],
             11,
             self.alerts,
         )
         .await?;
-        let mut updates = Vec::with_capacity(self.updates.len() * 3);
+        let mut updates = Vec::with_capacity(self.updates.len() * 4);
         for (id, n, severity) in self.updates {
-            updates.extend(args![id, n, severity]);
+            updates.extend(args![id, n, severity, now]);
         }
         // VALUES columns are named column1, column2, … on both databases.
         tx.exec_rows(
-            "UPDATE incidents SET alert_count = alert_count + v.column2, last_alert_at = $1, severity = v.column3 FROM (VALUES ",
+            "UPDATE incidents SET alert_count = alert_count + v.column2, severity = v.column3, last_alert_at = v.column4 FROM (VALUES ",
             ") AS v WHERE incidents.id = v.column1",
-            &[Arg::Int(now)],
-            3,
+            4,
             updates,
         )
         .await?;

@@ -311,58 +311,45 @@ impl Tx {
     }
 
     /// Inserts (or updates from) many rows with few statements: runs `head VALUES (…), (…) tail`
-    /// with `lead` bound first (as `$1…`) and then `rows`, `cols` values each, flattened.
+    /// with `rows` bound, `cols` values each, flattened. `head` and `tail` take no parameters of
+    /// their own (on SQLite the list uses anonymous `?` placeholders: sqlx looks every numbered
+    /// one up by name, which SQLite answers with a linear scan — quadratic for thousands).
     ///
     /// The rows go in chunks whose sizes are powers of two up to `MAX_ROWS_PER_STATEMENT`, so a
     /// statement never nears either database's bound-parameter limit (SQLite 32766, PostgreSQL
     /// 65535) and each statement has at most nine shapes, which the prepared-statement caches
     /// keep instead of preparing a new text for every batch size.
-    pub async fn exec_rows(
-        &mut self,
-        head: &str,
-        tail: &str,
-        lead: &[Arg],
-        cols: usize,
-        rows: Vec<Arg>,
-    ) -> Result<u64> {
+    pub async fn exec_rows(&mut self, head: &str, tail: &str, cols: usize, rows: Vec<Arg>) -> Result<u64> {
         debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
         let total = rows.len() / cols;
         let mut rows = rows.into_iter();
         let mut changed = 0;
         for n in pow2_chunks(total) {
-            let mut args = lead.to_vec();
-            args.extend(rows.by_ref().take(n * cols));
-            let sql = format!("{head}{}{tail}", values_list(lead.len() + 1, n, cols));
+            let args: Vec<Arg> = rows.by_ref().take(n * cols).collect();
+            let sql = format!("{head}{}{tail}", values_list(self.dialect(), n, cols));
             changed += self.exec_dynamic(sql, args).await?;
         }
         Ok(changed)
     }
 
-    /// Looks many keys up with few statements: runs `head VALUES (…), (…) tail` with `lead`
-    /// bound first and then `keys`, `cols` values each, and returns every row found. A chunk is
+    /// Looks many keys up with few statements: runs `head VALUES (…), (…) tail` with `keys`
+    /// bound, `cols` values each (no other parameters, as for `exec_rows`), and returns every
+    /// row found. A chunk is
     /// padded to a power of two by repeating its last key, so a lookup is one statement per
     /// `MAX_ROWS_PER_STATEMENT` keys with few statement shapes — the caller must accept the
     /// same row twice (e.g. collect into a map), as a join with a repeated key returns it twice.
-    pub async fn all_rows(
-        &mut self,
-        head: &str,
-        tail: &str,
-        lead: &[Arg],
-        cols: usize,
-        keys: &[Arg],
-    ) -> Result<Vec<Row>> {
+    pub async fn all_rows(&mut self, head: &str, tail: &str, cols: usize, keys: &[Arg]) -> Result<Vec<Row>> {
         debug_assert!(cols > 0 && keys.len().is_multiple_of(cols));
         let mut out = Vec::new();
         for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT * cols) {
             let n = chunk.len() / cols;
             let padded = n.next_power_of_two();
-            let mut args = lead.to_vec();
-            args.extend_from_slice(chunk);
+            let mut args = chunk.to_vec();
             let last = &chunk[chunk.len() - cols..];
             for _ in n..padded {
                 args.extend_from_slice(last);
             }
-            let sql = format!("{head}{}{tail}", values_list(lead.len() + 1, padded, cols));
+            let sql = format!("{head}{}{tail}", values_list(self.dialect(), padded, cols));
             out.extend(self.all_dynamic(sql, args).await?);
         }
         Ok(out)
@@ -581,18 +568,24 @@ fn pow2_chunks(mut n: usize) -> Vec<usize> {
     out
 }
 
-/// `($first, $first+1), ($first+2, $first+3)` for `rows` rows of `cols` placeholders.
-fn values_list(first: usize, rows: usize, cols: usize) -> String {
+/// `($1, $2), ($3, $4)` (PostgreSQL) or `(?, ?), (?, ?)` (SQLite) for `rows` rows of `cols`
+/// placeholders.
+fn values_list(dialect: Dialect, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 6);
-    let mut p = first;
+    let mut p = 1;
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ", (" });
         for c in 0..cols {
             if c > 0 {
                 s.push_str(", ");
             }
-            s.push('$');
-            s.push_str(&p.to_string());
+            match dialect {
+                Dialect::Sqlite => s.push('?'),
+                Dialect::Postgres => {
+                    s.push('$');
+                    s.push_str(&p.to_string());
+                }
+            }
             p += 1;
         }
         s.push(')');
@@ -624,7 +617,8 @@ mod tests {
 
     #[test]
     fn values_lists_number_placeholders_in_order() {
-        assert_eq!(values_list(1, 1, 1), "($1)");
-        assert_eq!(values_list(2, 2, 3), "($2, $3, $4), ($5, $6, $7)");
+        assert_eq!(values_list(Dialect::Postgres, 1, 1), "($1)");
+        assert_eq!(values_list(Dialect::Postgres, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }
