@@ -551,7 +551,9 @@ mod tests {
     #[test]
     fn slack_user_ids_are_well_formed_and_map_to_one_person() {
         let two = |a: &str, b: &str| {
-            format!("[[identities]]\nid = \"a\"\nslack_user_id = \"{a}\"\n[[identities]]\nid = \"b\"\nslack_user_id = \"{b}\"\n")
+            format!(
+                "[[identities]]\nid = \"a\"\nslack_user_id = \"{a}\"\n[[identities]]\nid = \"b\"\nslack_user_id = \"{b}\"\n"
+            )
         };
         assert!(Config::parse(&two("U01ALICE", "W02BOB"), Path::new("f.toml")).is_ok());
         let e = Config::parse(&two("U01ALICE", "U01ALICE"), Path::new("f.toml")).unwrap_err();

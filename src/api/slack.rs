@@ -46,7 +46,8 @@ impl SlackApp {
         let Some(secret) = settings.signing_secret().cloned() else { return Ok(None) };
         let api_origin =
             url::Url::parse(settings.api_base_url()).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-        let http = HttpClient::new(RetryPolicy { max_attempts: 2, ..RetryPolicy::default() })
+        // One try: a retried POST could show the presser the same reply twice.
+        let http = HttpClient::new(RetryPolicy { max_attempts: 1, ..RetryPolicy::default() })
             .with_timeout(Duration::from_secs(10));
         Ok(Some(SlackApp { signing_secret: secret, api_origin, http }))
     }
@@ -66,12 +67,15 @@ impl SlackApp {
             return;
         };
         let http = self.http.clone();
+        // A response_url lets whoever holds it post to the channel for 30 minutes: it is never
+        // logged, nor is an error that could quote it; the host is enough to diagnose.
+        let host = url::Url::parse(&url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
         tokio::spawn(async move {
             let Ok(json) = serde_json::to_value(&body) else { return };
             match http.send(&Request::post(url).json(json)).await {
                 Ok(r) if r.is_success() => {}
-                Ok(r) => tracing::warn!(status = r.status, "slack response_url refused the reply"),
-                Err(e) => tracing::warn!(error = %e, "cannot reach slack response_url"),
+                Ok(r) => tracing::warn!(status = r.status, %host, "slack response_url refused the reply"),
+                Err(e) => tracing::warn!(code = e.code(), %host, "cannot reach the slack response_url"),
             }
         });
     }
@@ -164,7 +168,13 @@ pub async fn interactions(State(s): State<AppState>, headers: HeaderMap, body: B
     let vote = tokio::spawn(async move {
         let out = engine.decide(&approval_id, &identity, approve, None, "slack").await;
         let reply = match out {
-            Ok(Ok(o)) if o.repeated => Some(ephemeral("Your vote was already recorded; it counts once.")),
+            Ok(Ok(o)) if o.repeated && o.state == crate::store::ApprovalState::Pending => {
+                Some(ephemeral("Your vote was already recorded; it counts once."))
+            }
+            Ok(Ok(o)) if o.repeated => Some(ephemeral(&format!(
+                "Your vote was already recorded; it counts once. The approval is {}.",
+                o.state.as_str()
+            ))),
             Ok(Ok(o)) if o.state == crate::store::ApprovalState::Pending => Some(ephemeral(&format!(
                 "Your approval is recorded ({} of {} needed). The step runs when enough approvers agree.",
                 o.approvals, o.quorum

@@ -129,12 +129,10 @@ pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now
     }
     let approvals_so_far =
         votes.iter().filter(|v| v.decision == "approve" && eligible.contains(&v.identity)).count() as i64;
+    // An identical earlier vote was answered as a repeat above; any other earlier vote is a
+    // change of mind.
     if let Some(prev) = votes.iter().find(|v| v.identity == voter) {
-        return if prev.decision == decision {
-            VoteVerdict::Repeat { approvals: approvals_so_far }
-        } else {
-            VoteVerdict::Refuse(format!("{voter} already voted {}", prev.decision))
-        };
+        return VoteVerdict::Refuse(format!("{voter} already voted {}", prev.decision));
     }
     if !approve {
         return VoteVerdict::Accept {

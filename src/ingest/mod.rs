@@ -126,19 +126,20 @@ async fn batcher(engine: Engine, mut rx: mpsc::Receiver<Submission>) {
                 Err(_) => break,
             }
         }
-        let alerts: Vec<NewAlert> = batch.iter().map(|s| s.alert.clone()).collect();
+        // Moved, not cloned: an alert's body can be large.
+        let (alerts, replies): (Vec<NewAlert>, Vec<_>) = batch.drain(..).map(|s| (s.alert, s.reply)).unzip();
         let result = engine.store().accept_alerts(&alerts, engine.now()).await;
         match result {
             Ok(accepted) => {
-                for (s, a) in batch.drain(..).zip(accepted) {
-                    let _ = s.reply.send(Ok(a));
+                for (reply, a) in replies.into_iter().zip(accepted) {
+                    let _ = reply.send(Ok(a));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, alerts = batch.len(), "cannot commit a batch of alerts");
+                tracing::error!(error = %e, alerts = alerts.len(), "cannot commit a batch of alerts");
                 let e = Arc::new(e);
-                for s in batch.drain(..) {
-                    let _ = s.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

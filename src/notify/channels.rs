@@ -172,8 +172,7 @@ impl Channel {
                 }
                 // Keys are deterministic: resolve every level that may have paged, even one whose
                 // record was lost (resolving a key PagerDuty does not know is harmless).
-                let keys: Vec<String> =
-                    (1..=w.level_sent.max(0)).map(|level| page_key(&a.id, level)).collect();
+                let keys: Vec<String> = (1..=w.level_sent.max(0)).map(|level| page_key(&a.id, level)).collect();
                 if keys.is_empty() {
                     return Ok(NoticeDone::quiet(w, w.level_sent, true));
                 }
@@ -195,7 +194,8 @@ impl Channel {
 }
 
 /// Slack errors after which a posted message can no longer be updated.
-const GONE: [&str; 5] = ["message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found", "is_archived"];
+const GONE: [&str; 5] =
+    ["message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found", "is_archived"];
 
 /// Most people mentioned in one escalation line (a section holds at most 3,000 characters).
 const MAX_MENTIONS: usize = 50;

@@ -5,8 +5,8 @@
 //!   to `POST /slack/interactions`); on escalation a new request that mentions the new group's
 //!   members; once decided, every posted request is updated to show who decided, when and why.
 //! - **Teams** (`[approvals] teams = true`): an Adaptive Card with one signed, single-use,
-//!   expiring link per eligible approver; on escalation a new card with links for the people
-//!   the escalation added. Teams webhooks cannot update a card, so the decision is not posted.
+//!   expiring link per eligible approver; on escalation a new card with links for everyone who
+//!   may then vote (links expire with the deadline they were signed with). Teams webhooks cannot update a card, so the decision is not posted.
 //! - **PagerDuty** (`[approvals] pagerduty_on_escalation = true`): a page when an approval
 //!   escalates, resolved when the approval is decided.
 //!
@@ -116,9 +116,7 @@ impl Notifier {
                 Ok(brief) => {
                     match tokio::time::timeout(CALL_TIMEOUT, channel.deliver(&work, &brief, &self.engine)).await {
                         Ok(r) => r,
-                        Err(_) => {
-                            Err(format!("{} did not answer within {} s", channel.name(), CALL_TIMEOUT.as_secs()))
-                        }
+                        Err(_) => Err(format!("{} did not answer within {} s", channel.name(), CALL_TIMEOUT.as_secs())),
                     }
                 }
                 Err(e) => Err(format!("cannot read the approval's details: {e}")),

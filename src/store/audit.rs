@@ -64,18 +64,7 @@ pub async fn append_event(
     kind: &str,
     data: &Value,
 ) -> Result<()> {
-    let (prev_seq, prev_hash) = match tx.audit_head.take() {
-        Some(head) => head,
-        None => {
-            if tx.dialect() == Dialect::Postgres {
-                tx.exec("SELECT pg_advisory_xact_lock($1)", args![AUDIT_LOCK]).await?;
-            }
-            match tx.opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", vec![]).await? {
-                Some(r) => (r.int("seq")?, r.text("hash")?),
-                None => (0, GENESIS.to_string()),
-            }
-        }
-    };
+    let (prev_seq, prev_hash) = take_head(tx).await?;
     let seq = prev_seq + 1;
     let data = data.to_string();
     let hash = entry_hash(&prev_hash, seq, at, incident_id, run_id, step_id, kind, &data);
@@ -85,6 +74,67 @@ pub async fn append_event(
     )
     .await?;
     tx.audit_head = Some((seq, hash));
+    Ok(())
+}
+
+/// The chain's head for this transaction: the one it already appended to, or (taking the
+/// audit lock on PostgreSQL first) the last entry in the database.
+async fn take_head(tx: &mut Tx) -> Result<(i64, String)> {
+    if let Some(head) = tx.audit_head.take() {
+        return Ok(head);
+    }
+    if tx.dialect() == Dialect::Postgres {
+        tx.exec("SELECT pg_advisory_xact_lock($1)", args![AUDIT_LOCK]).await?;
+    }
+    Ok(match tx.opt("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", vec![]).await? {
+        Some(r) => (r.int("seq")?, r.text("hash")?),
+        None => (0, GENESIS.to_string()),
+    })
+}
+
+/// An entry for `append_events`.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub at: i64,
+    pub incident_id: Option<String>,
+    pub run_id: Option<String>,
+    pub step_id: Option<String>,
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+/// Appends entries in order, exactly as many `append_event` calls would, but chaining their
+/// hashes in memory and inserting them with multi-row statements.
+pub async fn append_events(tx: &mut Tx, events: Vec<NewEvent>) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev_hash) = take_head(tx).await?;
+    let mut rows = Vec::with_capacity(events.len() * 9);
+    for e in events {
+        seq += 1;
+        let data = e.data.to_string();
+        let hash = entry_hash(
+            &prev_hash,
+            seq,
+            e.at,
+            e.incident_id.as_deref(),
+            e.run_id.as_deref(),
+            e.step_id.as_deref(),
+            e.kind,
+            &data,
+        );
+        rows.extend(args![seq, e.at, e.incident_id, e.run_id, e.step_id, e.kind, data, prev_hash, hash.clone()]);
+        prev_hash = hash;
+    }
+    tx.exec_rows(
+        "INSERT INTO events (seq, at, incident_id, run_id, step_id, kind, data, prev_hash, hash) VALUES ",
+        "",
+        9,
+        rows,
+    )
+    .await?;
+    tx.audit_head = Some((seq, prev_hash));
     Ok(())
 }
 

@@ -280,11 +280,116 @@ impl Tx {
         self.opt(sql, args).await?.ok_or_else(|| StoreError::NotFound("expected a row".into()))
     }
 
+    /// Same as `exec` for SQL assembled at run time from fixed fragments (multi-row `VALUES`
+    /// lists), never from user text: values always travel as bound arguments.
+    pub async fn exec_dynamic(&mut self, sql: String, args: Vec<Arg>) -> Result<u64> {
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(tx) => {
+                bind_all!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **tx).await?.rows_affected()
+            }
+            TxInner::Pg(tx) => {
+                bind_all!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **tx).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Same as `all` for SQL assembled at run time from fixed fragments (see `exec_dynamic`).
+    pub async fn all_dynamic(&mut self, sql: String, args: Vec<Arg>) -> Result<Vec<Row>> {
+        Ok(match &mut self.inner {
+            TxInner::Sqlite(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql)), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            TxInner::Pg(tx) => bind_all!(sqlx::query(AssertSqlSafe(sql)), args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect(),
+        })
+    }
+
+    /// Inserts (or updates from) many rows with few statements: runs `head VALUES (…), (…) tail`
+    /// with `rows` bound, `cols` values each, flattened. `head` and `tail` take no parameters of
+    /// their own (on SQLite the list uses anonymous `?` placeholders: sqlx looks every numbered
+    /// one up by name, which SQLite answers with a linear scan — quadratic for thousands).
+    ///
+    /// The rows go in chunks whose sizes are powers of two up to `MAX_ROWS_PER_STATEMENT`, so a
+    /// statement never nears either database's bound-parameter limit (SQLite 32766, PostgreSQL
+    /// 65535) and each statement has at most nine shapes, which the prepared-statement caches
+    /// keep instead of preparing a new text for every batch size.
+    pub async fn exec_rows(&mut self, head: &str, tail: &str, cols: usize, rows: Vec<Arg>) -> Result<u64> {
+        debug_assert!(cols > 0 && rows.len().is_multiple_of(cols));
+        let total = rows.len() / cols;
+        let mut rows = rows.into_iter();
+        let mut changed = 0;
+        for n in pow2_chunks(total) {
+            let args: Vec<Arg> = rows.by_ref().take(n * cols).collect();
+            let sql = format!("{head}{}{tail}", values_list(self.dialect(), n, cols));
+            changed += self.exec_dynamic(sql, args).await?;
+        }
+        Ok(changed)
+    }
+
+    /// Looks many keys up with few statements: runs `head VALUES (…), (…) tail` with `keys`
+    /// bound, `cols` values each (no other parameters, as for `exec_rows`), and returns every
+    /// row found. A chunk is
+    /// padded to a power of two by repeating its last key, so a lookup is one statement per
+    /// `MAX_ROWS_PER_STATEMENT` keys with few statement shapes — the caller must accept the
+    /// same row twice (e.g. collect into a map), as a join with a repeated key returns it twice.
+    pub async fn all_rows(&mut self, head: &str, tail: &str, cols: usize, keys: &[Arg]) -> Result<Vec<Row>> {
+        debug_assert!(cols > 0 && keys.len().is_multiple_of(cols));
+        let mut out = Vec::new();
+        for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT * cols) {
+            let n = chunk.len() / cols;
+            let padded = n.next_power_of_two();
+            let mut args = chunk.to_vec();
+            let last = &chunk[chunk.len() - cols..];
+            for _ in n..padded {
+                args.extend_from_slice(last);
+            }
+            let sql = format!("{head}{}{tail}", values_list(self.dialect(), padded, cols));
+            out.extend(self.all_dynamic(sql, args).await?);
+        }
+        Ok(out)
+    }
+
     /// On PostgreSQL, holds a transaction-scoped advisory lock on `key` (serialising e.g. the
     /// grouping of alerts with the same key across processes). SQLite has one writer already.
     pub async fn lock_key(&mut self, key: &str) -> Result<()> {
         if let TxInner::Pg(tx) = &mut self.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// `lock_key` for many keys, taken in sorted order (so two transactions locking overlapping
+    /// sets cannot deadlock) with one statement per `MAX_ROWS_PER_STATEMENT` keys. No-op on
+    /// SQLite.
+    pub async fn lock_keys(&mut self, keys: &[String]) -> Result<()> {
+        if self.dialect() != Dialect::Postgres || keys.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
+            // One row whose columns PostgreSQL evaluates left to right, so the locks are taken
+            // in the sorted order. Padding repeats the last key: taking a lock this transaction
+            // already holds again is harmless (all are released at commit or rollback).
+            let padded = chunk.len().next_power_of_two();
+            let mut sql = String::from("SELECT ");
+            let mut args = Vec::with_capacity(padded);
+            for i in 0..padded {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("pg_advisory_xact_lock(hashtextextended(${}, 0))", i + 1));
+                args.push(Arg::from(chunk[i.min(chunk.len() - 1)]));
+            }
+            self.exec_dynamic(sql, args).await?;
         }
         Ok(())
     }
@@ -450,7 +555,73 @@ impl Store {
     }
 }
 
+/// The most rows one multi-row statement carries (see `Tx::exec_rows`): 256 rows of up to 12
+/// columns stay far below SQLite's 32766 and PostgreSQL's 65535 bound parameters.
+pub const MAX_ROWS_PER_STATEMENT: usize = 256;
+
+/// Splits `n` rows into chunks of at most `MAX_ROWS_PER_STATEMENT` rows whose sizes are powers
+/// of two, largest first (300 → 256, 32, 8, 4).
+fn pow2_chunks(mut n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    while n > 0 {
+        let c = if n >= MAX_ROWS_PER_STATEMENT { MAX_ROWS_PER_STATEMENT } else { 1 << n.ilog2() };
+        out.push(c);
+        n -= c;
+    }
+    out
+}
+
+/// `($1, $2), ($3, $4)` (PostgreSQL) or `(?, ?), (?, ?)` (SQLite) for `rows` rows of `cols`
+/// placeholders.
+fn values_list(dialect: Dialect, rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
+    let mut p = 1;
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            match dialect {
+                Dialect::Sqlite => s.push('?'),
+                Dialect::Postgres => {
+                    s.push('$');
+                    s.push_str(&p.to_string());
+                }
+            }
+            p += 1;
+        }
+        s.push(')');
+    }
+    s
+}
+
 /// A new identifier: a readable prefix and a time-ordered UUID (`run_0192...`).
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_and_cover_every_row() {
+        assert_eq!(pow2_chunks(0), Vec::<usize>::new());
+        assert_eq!(pow2_chunks(1), vec![1]);
+        assert_eq!(pow2_chunks(300), vec![256, 32, 8, 4]);
+        assert_eq!(pow2_chunks(512), vec![256, 256]);
+        for n in 0..2000 {
+            let c = pow2_chunks(n);
+            assert_eq!(c.iter().sum::<usize>(), n);
+            assert!(c.iter().all(|x| x.is_power_of_two() && *x <= MAX_ROWS_PER_STATEMENT));
+        }
+    }
+
+    #[test]
+    fn values_lists_number_placeholders_in_order() {
+        assert_eq!(values_list(Dialect::Postgres, 1, 1), "($1)");
+        assert_eq!(values_list(Dialect::Postgres, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(Dialect::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
 }

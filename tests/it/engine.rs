@@ -3,6 +3,7 @@
 
 use crate::harness::{Db, Harness, T0};
 use crate::on_both_databases;
+use floodgate::store::audit::Verdict;
 use floodgate::store::{ApprovalState, RunState, StepState, Wait};
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -45,6 +46,7 @@ fn login(id: &str, user: &str, severity: &str) -> serde_json::Value {
 on_both_databases!(
     a_run_walks_every_phase_to_success,
     duplicates_and_grouping,
+    one_batch_dedups_and_groups_like_alerts_one_by_one,
     triage_can_close_as_benign,
     approval_gates_containment_until_quorum,
     separation_of_duties_is_enforced,
@@ -153,6 +155,101 @@ async fn an_empty_foreach_gives_an_empty_list(db: Db) {
     assert_eq!(run.state, RunState::Succeeded, "{run:?}");
     assert_eq!((run.vars["each"].clone(), run.vars["never"].clone()), (json!(0), json!(0)), "{:?}", run.vars);
     assert_eq!(h.vendor.calls("test.notify"), 0);
+}
+
+/// Intake stores a batch with a few statements; the outcome must be that of taking its alerts
+/// one by one: duplicates of stored alerts and of earlier alerts of the same batch, joining
+/// stored incidents and incidents the batch itself opened, windows, and one continuous audit
+/// chain in the batch's order. A large batch crosses the multi-row statements' chunk size.
+async fn one_batch_dedups_and_groups_like_alerts_one_by_one(db: Db) {
+    let h = Harness::new(db, &[FLOW]).await;
+    let frank_old = h.alert(login("b1", "frank@corp.example", "high")).await;
+    h.clock.advance(40 * 60_000);
+    let eve = h.alert(login("b0", "eve@corp.example", "low")).await;
+    h.clock.advance(40 * 60_000);
+    // Now frank's incident is outside the 1h window and eve's is inside.
+    let bodies = [
+        login("c1", "carol@corp.example", "high"),
+        login("c1", "carol@corp.example", "high"),
+        login("c2", "carol@corp.example", "critical"),
+        login("b0", "eve@corp.example", "low"),
+        login("c3", "eve@corp.example", "critical"),
+        login("c4", "eve@corp.example", "medium"),
+        login("c5", "frank@corp.example", "low"),
+        login("c6", "frank@corp.example", "high"),
+        json!({"id": "u1", "title": "other", "rule": "dns"}),
+        login("c2", "carol@corp.example", "critical"),
+    ];
+    let batch: Vec<_> = bodies.into_iter().map(|b| h.routed(b)).collect();
+    let got = h.store.accept_alerts(&batch, h.engine.now()).await.unwrap();
+    let ids = |i: usize| (got[i].alert_id.clone(), got[i].incident_id.clone(), got[i].run_id.clone());
+    let flags: Vec<(bool, bool, bool)> = got.iter().map(|a| (a.duplicate, a.joined, a.run_id.is_some())).collect();
+    assert_eq!(
+        flags,
+        [
+            (false, false, true),
+            (true, false, true),
+            (false, true, false),
+            (true, false, true),
+            (false, true, false),
+            (false, true, false),
+            (false, false, true),
+            (false, true, false),
+            (false, false, false),
+            (true, false, false),
+        ]
+    );
+    assert_eq!(ids(1), ids(0), "a duplicate within the batch answers with the first alert");
+    assert_eq!(ids(9), ids(2));
+    assert_eq!(got[2].incident_id, got[0].incident_id, "joins the incident an earlier alert of the batch opened");
+    assert_eq!(ids(3), (eve.alert_id.clone(), eve.incident_id.clone(), eve.run_id.clone()));
+    assert_eq!(
+        (got[4].incident_id.as_str(), got[5].incident_id.as_str()),
+        (eve.incident_id.as_str(), eve.incident_id.as_str())
+    );
+    assert_ne!(got[6].incident_id, frank_old.incident_id, "outside the window a new incident opens");
+    assert_eq!(got[7].incident_id, got[6].incident_id);
+    let incident = |id: String| {
+        let store = h.store.clone();
+        async move {
+            let i = store.incident(&id).await.unwrap().unwrap();
+            (i.alert_count, i.severity)
+        }
+    };
+    assert_eq!(incident(got[0].incident_id.clone()).await, (2, "critical".to_string()));
+    assert_eq!(incident(eve.incident_id.clone()).await, (3, "critical".to_string()));
+    assert_eq!(incident(frank_old.incident_id.clone()).await, (1, "high".to_string()));
+    assert_eq!(incident(got[6].incident_id.clone()).await, (2, "high".to_string()));
+    assert_eq!(incident(got[8].incident_id.clone()).await, (1, "medium".to_string()));
+    let eve_row = h.store.incident(&eve.incident_id).await.unwrap().unwrap();
+    assert_eq!(eve_row.last_alert_at, h.engine.now());
+    assert_eq!(h.store.count_alerts().await.unwrap(), 9);
+    let run = h.run(got[0].run_id.as_deref().unwrap()).await;
+    assert_eq!((&run.state, run.alert_id.as_str()), (&RunState::Queued, got[0].alert_id.as_str()));
+    assert_eq!(run.playbook_hash, h.run(frank_old.run_id.as_deref().unwrap()).await.playbook_hash);
+    // Two stored alerts made 4 entries; the batch adds, in its order, 2 per run and 1 per join
+    // or unmatched alert.
+    let Verdict::Intact { entries, .. } = h.store.verify_audit().await.unwrap() else { panic!("chain broken") };
+    assert_eq!(entries, 4 + 2 + 1 + 1 + 1 + 2 + 1 + 1);
+    let kinds: Vec<String> = h.events(&run).await;
+    assert_eq!(kinds, ["alert_received", "run_queued", "alert_received"]);
+
+    // More alerts than one statement carries: 600 alerts of 300 users, twice in one batch.
+    let bodies: Vec<_> =
+        (0..600).map(|i| login(&format!("m{i}"), &format!("u{}@corp.example", i % 300), "high")).collect();
+    let batch: Vec<_> = bodies.iter().chain(&bodies).map(|b| h.routed(b.clone())).collect();
+    let got = h.store.accept_alerts(&batch, h.engine.now()).await.unwrap();
+    assert_eq!(got.iter().filter(|a| a.duplicate).count(), 600);
+    assert_eq!(got.iter().filter(|a| a.run_id.is_some() && !a.duplicate).count(), 300);
+    assert_eq!(got.iter().filter(|a| a.joined).count(), 300);
+    for i in 0..600 {
+        assert_eq!(got[i + 600].alert_id, got[i].alert_id);
+        assert_eq!(got[i].incident_id, got[i % 300].incident_id);
+    }
+    assert_eq!(incident(got[299].incident_id.clone()).await, (2, "high".to_string()));
+    assert_eq!(h.store.count_alerts().await.unwrap(), 9 + 600);
+    let Verdict::Intact { entries: after, .. } = h.store.verify_audit().await.unwrap() else { panic!("chain broken") };
+    assert_eq!(after, entries + 300 * 2 + 300);
 }
 
 async fn triage_can_close_as_benign(db: Db) {

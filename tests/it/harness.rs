@@ -10,7 +10,7 @@ use floodgate::engine::{Connectors, Directory, Engine, Playbooks, Settings, regi
 use floodgate::ingest::{Intake, formats};
 use floodgate::metrics::Metrics;
 use floodgate::playbook::{self, ActionCatalog, CompileOptions};
-use floodgate::store::{Accepted, RunRow, Store};
+use floodgate::store::{Accepted, NewAlert, RunRow, Store};
 use floodgate_sdk::{
     ActionCall, ActionError, ActionOutput, ActionSpec, BuildError, Connector, ConnectorKind, Plan, RiskClass, SecretRef,
 };
@@ -326,6 +326,13 @@ impl Harness {
         let id = floodgate::store::new_id("alr");
         let alert = formats::normalize(&self.source, &body, id, self.clock.now_ms_pub()).expect("valid alert");
         self.intake.submit(&alert).await.expect("alert stored")
+    }
+
+    /// Normalizes and routes a generic alert without storing it (for `Store::accept_alerts`).
+    pub fn routed(&self, body: Value) -> NewAlert {
+        let id = floodgate::store::new_id("alr");
+        let alert = formats::normalize(&self.source, &body, id, self.clock.now_ms_pub()).expect("valid alert");
+        self.intake.route(&alert)
     }
 
     pub async fn settle(&self) -> usize {

@@ -353,7 +353,14 @@ async fn escalation_mentions_the_next_group_pages_and_resolves_the_page(db: Db) 
         .filter_map(|a| a["title"].as_str())
         .filter(|t| t.starts_with("Review as"))
         .collect();
-    assert_eq!(titles, ["Review as Carol Chen"]);
+    assert_eq!(titles, ["Review as Alice Adams", "Review as Carol Chen", "Review as Dana Diaz"]);
+    // Alice's first link expired with the first deadline; the new card's link works.
+    let alice = |card: &Value| {
+        let a = card["actions"].as_array().unwrap().iter().find(|a| a["title"] == "Review as Alice Adams").unwrap();
+        a["url"].as_str().unwrap().replace("https://floodgate.example", &s.url)
+    };
+    assert_ne!(s.http.get(alice(&cards[0])).send().await.unwrap().status(), 200);
+    assert_eq!(s.http.get(alice(&cards[1])).send().await.unwrap().status(), 200);
     let key = format!("floodgate-approval-{apr}-1");
     let pages = s.pd.alerts_for(&key);
     assert_eq!(pages.len(), 1, "{:?}", s.pd.alerts());
@@ -524,4 +531,114 @@ api_base_url = "{}"
         assert!(start.elapsed() < std::time::Duration::from_secs(20), "the run did not finish: {runs:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Two notifiers listing the same work: once one delivered it, the other's claim (made from
+/// what it listed earlier) is refused, so nothing is posted twice and no post's record is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_made_from_stale_work_is_refused() {
+    let s = Setup::start(Db::new(crate::harness::Backend::Postgres).await).await;
+    let (_run, apr) = s.waiting_run("n-4").await;
+    let store = &s.h.store;
+    let now = s.h.clock.now_ms_pub();
+    let seen_by_a = store.notices_due("slack", now, 10).await.unwrap();
+    let seen_by_b = store.notices_due("slack", now, 10).await.unwrap();
+    assert_eq!((seen_by_a.len(), seen_by_b.len()), (1, 1));
+    assert_eq!(seen_by_a[0].approval.id, apr);
+    let claim = store.claim_notice(&seen_by_a[0], now, 60_000).await.unwrap().expect("A claims");
+    assert!(store.claim_notice(&seen_by_b[0], now, 60_000).await.unwrap().is_none(), "the lease holds B off");
+    let done = floodgate::store::notices::NoticeDone {
+        level_sent: 0,
+        decided_sent: false,
+        refs: json!([{"channel": SOC_CHANNEL, "ts": "1.1"}]),
+        event: None,
+    };
+    assert!(store.notice_done(&claim, &seen_by_a[0].approval, &done, now).await.unwrap());
+    assert!(
+        store.claim_notice(&seen_by_b[0], now + 1, 60_000).await.unwrap().is_none(),
+        "B's work is stale: A delivered it"
+    );
+    assert!(store.notices_due("slack", now + 1, 10).await.unwrap().is_empty());
+    // A claim that lost its lease cannot record anything either.
+    s.h.clock.advance(31 * 60_000);
+    s.h.engine.tick_timers().await.unwrap();
+    let now = s.h.clock.now_ms_pub();
+    let w = store.notices_due("slack", now, 10).await.unwrap().remove(0);
+    let old = store.claim_notice(&w, now, 60_000).await.unwrap().unwrap();
+    let w2 = store.notices_due("slack", now + 61_000, 10).await.unwrap().remove(0);
+    let new = store.claim_notice(&w2, now + 61_000, 60_000).await.unwrap().expect("the lease expired");
+    assert!(!store.notice_done(&old, &w.approval, &done, now + 62_000).await.unwrap(), "fenced out");
+    assert!(store.notice_done(&new, &w2.approval, &done, now + 62_000).await.unwrap());
+}
+
+/// Slack was unreachable until after the first deadline: the first post is already an
+/// escalation and mentions the new group; Teams links include everyone who may vote, since
+/// links signed with the old deadline have expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_post_after_an_escalation_mentions_the_new_group() {
+    let s = Setup::start(Db::new(crate::harness::Backend::Sqlite).await).await;
+    let (_run, _apr) = s.waiting_run("n-5").await;
+    s.h.clock.advance(31 * 60_000);
+    assert_eq!(s.h.engine.tick_timers().await.unwrap(), 1);
+    assert_eq!(s.notifier.tick().await.unwrap(), 3);
+    let messages = s.slack.messages(SOC_CHANNEL);
+    assert_eq!(messages.len(), 1);
+    let blocks = block_text(&messages[0].blocks);
+    assert!(blocks.contains("Escalated") && blocks.contains(&format!("<@{CAROL}>")), "{blocks}");
+    let titles: Vec<String> = s.teams.cards()[0]["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["title"].as_str().map(str::to_string))
+        .filter(|t| t.starts_with("Review as"))
+        .collect();
+    assert_eq!(titles, ["Review as Alice Adams", "Review as Carol Chen", "Review as Dana Diaz"]);
+    assert_eq!(s.pd.alerts().len(), 1);
+}
+
+/// Replies go only to Slack's own hosts (or the configured API's); a signed payload naming
+/// another host gets no request from floodgate. Replies are ephemeral and leave the original
+/// message alone. A press from a linked person outside the groups, or from the future, is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_stay_ephemeral_and_on_slack_hosts() {
+    use axum::routing::post;
+    let s = Setup::start(Db::new(crate::harness::Backend::Sqlite).await).await;
+    let (_run, apr) = s.waiting_run("n-6").await;
+    s.notifier.tick().await.unwrap();
+    let ts = s.slack.messages(SOC_CHANNEL)[0].ts.clone();
+
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h2 = hits.clone();
+    let other = axum::Router::new().route(
+        "/{*rest}",
+        post(move || {
+            h2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { "ok" }
+        }),
+    );
+    let sink = floodgate_sdk::sim::SimServer::start(other).await.unwrap();
+    let mut payload = s.payload(CAROL, "approve", &apr, &ts);
+    payload["response_url"] = json!(format!("{}/actions/T1/1/x", sink.url()));
+    let req = floodgate_slack::sim::signed_interaction(SIM_SIGNING_SECRET, s.now_s(), &payload);
+    assert_eq!(s.press_raw(req.body, Some(req.timestamp), Some(req.signature)).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0, "no request to a host that is not Slack's");
+    assert_eq!(s.approval(&apr).await, (ApprovalState::Pending, 0), "Carol is not in oncall before the escalation");
+
+    assert_eq!(s.press(CAROL, "approve", &apr, &ts).await, 200);
+    s.replies(&format!("{CAROL}-approve"), 1).await;
+    let reply = s.slack.responses().into_iter().find(|(id, _)| id == &format!("{CAROL}-approve")).unwrap().1;
+    assert_eq!(reply["response_type"], "ephemeral");
+    assert_eq!(reply["replace_original"], false);
+    assert!(reply["text"].as_str().unwrap().contains("not in the approver groups"), "{reply}");
+
+    let future = floodgate_slack::sim::signed_interaction(
+        SIM_SIGNING_SECRET,
+        s.now_s() + 400,
+        &s.payload(ALICE, "approve", &apr, &ts),
+    );
+    let (st, body) = s.press_raw(future.body, Some(future.timestamp), Some(future.signature)).await;
+    assert_eq!((st, body["error"]["code"].as_str()), (401, Some("future_timestamp")), "{body}");
+    assert_eq!(s.approval(&apr).await, (ApprovalState::Pending, 0));
 }

@@ -392,35 +392,9 @@ async fn long_summaries_are_cut_to_pagerdutys_limit() {
     check_log(sim.log());
 }
 
-/// Log output captured for the current thread (tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_routing_key_never_reaches_the_logs() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Another test's thread may have cached these callsites as disabled before this
-    // subscriber existed; recompute so every event reaches it.
-    tracing::callsite::rebuild_interest_cache();
+    let logs = floodgate_sdk::sim::captured_logs();
 
     let sim = PagerDutySim::start().await.expect("sim");
     let pd = connector(&sim);
@@ -433,8 +407,12 @@ async fn the_routing_key_never_reaches_the_logs() {
     let unknown = connector_with(config(&sim, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"));
     let _ = unknown.execute(&call("event.trigger", &json!({}), "c", &ctx("inc-l"), &refs)).await.unwrap_err();
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    assert!(text.contains("retrying request"), "the HTTP layer's retries were logged: {text}");
+    let text = logs.text();
+    let mine = format!("url={}", sim.url());
+    assert!(
+        text.lines().any(|l| l.contains("retrying request") && l.contains(&mine)),
+        "the HTTP layer's retries of this test were logged: {text}"
+    );
     for secret in [SIM_ROUTING_KEY, "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"] {
         assert!(!text.contains(secret), "log output contains the routing key: {text}");
     }

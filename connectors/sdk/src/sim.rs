@@ -397,3 +397,53 @@ mod tests {
         out
     }
 }
+
+/// Every log line of the test process, captured by one process-wide subscriber at TRACE level,
+/// for tests that prove a secret never reaches the logs.
+///
+/// A process-wide subscriber, not a thread-scoped one: with scoped subscribers and tests on
+/// several threads, `tracing` may cache a callsite as disabled while another thread's test
+/// runs, and the capturing test then misses events it should see. Tests read the whole text
+/// and look for lines of their own (e.g. their simulator's URL).
+pub fn captured_logs() -> &'static LogCapture {
+    static LOGS: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogCapture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
+            panic!("captured_logs: another global subscriber is installed in this test process");
+        }
+        logs
+    })
+}
+
+/// The captured log text (see `captured_logs`).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> LogCapture {
+        self.clone()
+    }
+}

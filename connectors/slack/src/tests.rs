@@ -171,35 +171,9 @@ async fn plans_never_show_the_bot_token() {
     assert!(sim.log().is_empty(), "plan() must not do I/O");
 }
 
-/// Log output captured for the current thread (tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_bot_token_never_reaches_logs_or_errors() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Another test's thread may have cached these callsites as disabled before this
-    // subscriber existed; recompute so every event reaches it.
-    tracing::callsite::rebuild_interest_cache();
+    let logs = floodgate_sdk::sim::captured_logs();
 
     let sim = SlackSim::start().await.expect("sim");
     let slack = connector(&sim);
@@ -216,8 +190,12 @@ async fn the_bot_token_never_reaches_logs_or_errors() {
         .unwrap_err();
     errors.push(e);
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    assert!(text.contains("retrying request"), "the HTTP layer's retries were logged: {text}");
+    let text = logs.text();
+    let mine = format!("url={}", sim.url());
+    assert!(
+        text.lines().any(|l| l.contains("retrying request") && l.contains(&mine)),
+        "the HTTP layer's retries of this test were logged: {text}"
+    );
     assert!(!text.contains(SIM_BOT_TOKEN), "log output contains the bot token: {text}");
     for e in errors {
         assert!(!format!("{e} {e:?}").contains(SIM_BOT_TOKEN));

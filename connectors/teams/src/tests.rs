@@ -460,36 +460,10 @@ async fn the_approval_card_has_one_link_per_approver_and_posts() {
     check_log(sim.log());
 }
 
-/// Log output captured for the current thread (tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_webhook_url_never_reaches_the_logs() {
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(logs.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Another test's thread may have cached these callsites as disabled before this
-    // subscriber existed; recompute so every event reaches it.
-    tracing::callsite::rebuild_interest_cache();
-    tracing::debug!("capture works");
+    let logs = floodgate_sdk::sim::captured_logs();
+    tracing::debug!("teams webhook log capture works");
 
     let sim = TeamsSim::start().await.expect("sim");
     let teams = connector_for(&sim.webhook_url());
@@ -504,8 +478,8 @@ async fn the_webhook_url_never_reaches_the_logs() {
     let wrong = connector_for(&sim.url_with(SIM_WORKFLOW_ID, "AnotherSignature123456789"));
     let _ = wrong.execute(&call(&json!({}), "d", &ctx, &refs)).await.unwrap_err();
 
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
-    assert!(text.contains("capture works"), "the capture itself works: {text}");
+    let text = logs.text();
+    assert!(text.contains("teams webhook log capture works"), "the capture itself works: {text}");
     for secret in [SIM_SIG, SIM_WORKFLOW_ID, "AnotherSignature123456789"] {
         assert!(!text.contains(secret), "log output contains {secret}: {text}");
     }
