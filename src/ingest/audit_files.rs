@@ -332,8 +332,10 @@ impl AuditFiles {
         }
     }
 
-    async fn read_file(&self, rel: &str) -> Result<FileReport, AuditFileError> {
-        let store = self.engine.store();
+    /// Opens a file for reading on: `None` when it is unchanged since it was last read. Where
+    /// the stored progress still matches the file's first bytes, reading resumes after them;
+    /// otherwise the file was rewritten and is read again from the start.
+    async fn open(&self, rel: &str) -> Result<Option<Opened>, AuditFileError> {
         let abs = self.directory.join(rel);
         let fail = |message: String| AuditFileError::File { path: abs.display().to_string(), message };
         let meta = std::fs::metadata(&abs).map_err(|e| fail(format!("cannot read file: {e}")))?;
@@ -349,43 +351,51 @@ impl AuditFiles {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64);
         let size = meta.len() as i64;
-        let known = store.audit_file_progress(&self.name, rel).await?;
-        let mut report = FileReport { path: rel.to_string(), ..FileReport::default() };
+        let known = self.engine.store().audit_file_progress(&self.name, rel).await?;
         if known.as_ref().is_some_and(|p| p.file_size == size && p.modified_ms == modified && p.byte_offset == size) {
-            return Ok(report);
+            return Ok(None);
         }
         let bytes = tokio::fs::read(&abs).await.map_err(|e| fail(format!("cannot read file: {e}")))?;
-        let mut hasher = Sha256::new();
+        let mut resume = None;
         let (mut offset, mut line_no) = (0usize, 0i64);
-        let mut progress_reset = false;
         if let Some(p) = &known {
             let at = usize::try_from(p.byte_offset).unwrap_or(usize::MAX);
             if at <= bytes.len() && hex::encode(Sha256::digest(&bytes[..at])) == p.prefix_sha256 {
-                hasher.update(&bytes[..at]);
                 (offset, line_no) = (at, p.line_count);
+                resume = Some(p.clone());
             } else {
-                report.reread = true;
-                // Counts start again with the file.
-                progress_reset = true;
                 tracing::info!(source = %self.name, file = %rel, "audit-log file was rewritten; reading it again from the start (records already seen are duplicates)");
             }
         }
-        let mut progress = match known.clone() {
-            Some(p) if !progress_reset => p,
-            _ => FileProgress {
-                source: self.name.clone(),
-                path: rel.to_string(),
-                byte_offset: 0,
-                line_count: 0,
-                prefix_sha256: hex::encode(Sha256::digest(b"")),
-                file_size: size,
-                modified_ms: modified,
-                records: 0,
-                alerts: 0,
-                malformed: 0,
-                updated_at: 0,
-            },
-        };
+        Ok(Some(Opened { abs, bytes, size, modified, known, resume, offset, line_no }))
+    }
+
+    /// Progress of a file read from its start (counts start again with the file).
+    fn fresh_progress(&self, rel: &str, size: i64, modified: i64) -> FileProgress {
+        FileProgress {
+            source: self.name.clone(),
+            path: rel.to_string(),
+            byte_offset: 0,
+            line_count: 0,
+            prefix_sha256: hex::encode(Sha256::digest(b"")),
+            file_size: size,
+            modified_ms: modified,
+            records: 0,
+            alerts: 0,
+            malformed: 0,
+            updated_at: 0,
+        }
+    }
+
+    async fn read_file(&self, rel: &str) -> Result<FileReport, AuditFileError> {
+        let mut report = FileReport { path: rel.to_string(), ..FileReport::default() };
+        let Some(f) = self.open(rel).await? else { return Ok(report) };
+        let Opened { abs, bytes, size, modified, known, resume, offset, line_no } = f;
+        let (mut offset, mut line_no) = (offset, line_no);
+        report.reread = known.is_some() && resume.is_none();
+        let mut hasher = Sha256::new();
+        hasher.update(&bytes[..offset]);
+        let mut progress = resume.unwrap_or_else(|| self.fresh_progress(rel, size, modified));
         let mut expected = known.map(|p| (p.byte_offset, p.prefix_sha256));
         let (workspace, date) = path_partitions(rel);
         let end = complete_end(&bytes, offset);
@@ -457,52 +467,12 @@ impl AuditFiles {
     /// (not stored). `None`: the file is unchanged since it was last read.
     #[cfg(feature = "local-sql")]
     async fn collect(&self, rel: &str) -> Result<Option<Pending>, AuditFileError> {
-        let abs = self.directory.join(rel);
-        let fail = |message: String| AuditFileError::File { path: abs.display().to_string(), message };
-        let meta = std::fs::metadata(&abs).map_err(|e| fail(format!("cannot read file: {e}")))?;
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(fail(format!(
-                "file is {} bytes; audit-log files over {MAX_FILE_BYTES} are skipped",
-                meta.len()
-            )));
-        }
-        let modified = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as i64);
-        let size = meta.len() as i64;
-        let known = self.engine.store().audit_file_progress(&self.name, rel).await?;
-        if known.as_ref().is_some_and(|p| p.file_size == size && p.modified_ms == modified && p.byte_offset == size) {
-            return Ok(None);
-        }
-        let bytes = tokio::fs::read(&abs).await.map_err(|e| fail(format!("cannot read file: {e}")))?;
+        let Some(f) = self.open(rel).await? else { return Ok(None) };
+        let Opened { abs, bytes, size, modified, known, resume, offset, line_no } = f;
+        let mut line_no = line_no;
         let mut report = FileReport { path: rel.to_string(), ..FileReport::default() };
-        let (mut offset, mut line_no) = (0usize, 0i64);
-        let mut progress = None;
-        if let Some(p) = &known {
-            let at = usize::try_from(p.byte_offset).unwrap_or(usize::MAX);
-            if at <= bytes.len() && hex::encode(Sha256::digest(&bytes[..at])) == p.prefix_sha256 {
-                (offset, line_no) = (at, p.line_count);
-                progress = Some(p.clone());
-            } else {
-                report.reread = true;
-                tracing::info!(source = %self.name, file = %rel, "audit-log file was rewritten; reading it again from the start (records already seen are duplicates)");
-            }
-        }
-        let mut progress = progress.unwrap_or_else(|| FileProgress {
-            source: self.name.clone(),
-            path: rel.to_string(),
-            byte_offset: 0,
-            line_count: 0,
-            prefix_sha256: String::new(),
-            file_size: size,
-            modified_ms: modified,
-            records: 0,
-            alerts: 0,
-            malformed: 0,
-            updated_at: 0,
-        });
+        report.reread = known.is_some() && resume.is_none();
+        let mut progress = resume.unwrap_or_else(|| self.fresh_progress(rel, size, modified));
         let (workspace, date) = path_partitions(rel);
         let end = complete_end(&bytes, offset);
         let mut rows = Vec::new();
@@ -703,16 +673,8 @@ impl AuditFiles {
         tx.commit().await?;
         let mut started = false;
         for (a, alert) in accepted.iter().zip(alerts) {
-            let outcome = if a.duplicate {
-                "duplicate"
-            } else if a.joined {
-                "grouped"
-            } else if a.run_id.is_some() {
-                started = true;
-                "accepted"
-            } else {
-                "unmatched"
-            };
+            started |= a.started_run();
+            let outcome = a.outcome();
             engine.metrics().alert(&alert.source, outcome);
         }
         if started {
@@ -768,16 +730,8 @@ impl AuditFiles {
         tx.commit().await?;
         let mut started = false;
         for a in &accepted {
-            let outcome = if a.duplicate {
-                "duplicate"
-            } else if a.joined {
-                "grouped"
-            } else if a.run_id.is_some() {
-                started = true;
-                "accepted"
-            } else {
-                "unmatched"
-            };
+            started |= a.started_run();
+            let outcome = a.outcome();
             engine.metrics().alert(&self.name, outcome);
         }
         if started {
@@ -967,6 +921,20 @@ pub fn spawn(
         }
         while set.join_next().await.is_some() {}
     })))
+}
+
+/// A file opened by `Watcher::open`: its bytes, and where reading resumes.
+struct Opened {
+    abs: PathBuf,
+    bytes: Vec<u8>,
+    size: i64,
+    modified: i64,
+    /// The stored progress, if the file was read before.
+    known: Option<FileProgress>,
+    /// That progress, when it still matches the file (reading resumes at `offset`).
+    resume: Option<FileProgress>,
+    offset: usize,
+    line_no: i64,
 }
 
 #[cfg(test)]

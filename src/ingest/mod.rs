@@ -63,16 +63,7 @@ impl Intake {
             .await
             .map_err(|_| IntakeError::Closed)?
             .map_err(|e| IntakeError::Store(StoreError::Invalid(e.to_string())))?;
-        let outcome = if accepted.duplicate {
-            "duplicate"
-        } else if accepted.joined {
-            "grouped"
-        } else if accepted.run_id.is_some() {
-            "accepted"
-        } else {
-            "unmatched"
-        };
-        self.engine.metrics().alert(&alert.source, outcome);
+        self.engine.metrics().alert(&alert.source, accepted.outcome());
         if accepted.run_id.is_some() && !accepted.duplicate {
             self.engine.wake();
         }

@@ -50,6 +50,26 @@ pub struct Accepted {
     pub joined: bool,
 }
 
+impl Accepted {
+    /// The outcome as the `floodgate_alerts_received_total` metric counts it.
+    pub fn outcome(&self) -> &'static str {
+        if self.duplicate {
+            "duplicate"
+        } else if self.joined {
+            "grouped"
+        } else if self.run_id.is_some() {
+            "accepted"
+        } else {
+            "unmatched"
+        }
+    }
+
+    /// Whether a run started, so workers should look for work.
+    pub fn started_run(&self) -> bool {
+        self.outcome() == "accepted"
+    }
+}
+
 fn max_severity(a: &str, b: &str) -> String {
     let (sa, sb) = (Severity::parse(a), Severity::parse(b));
     match (sa, sb) {

@@ -367,16 +367,8 @@ impl Poller {
         tx.commit().await?;
         let mut started = false;
         for a in &accepted {
-            let outcome = if a.duplicate {
-                "duplicate"
-            } else if a.joined {
-                "grouped"
-            } else if a.run_id.is_some() {
-                started = true;
-                "accepted"
-            } else {
-                "unmatched"
-            };
+            started |= a.started_run();
+            let outcome = a.outcome();
             engine.metrics().alert(&self.settings.source, outcome);
         }
         if started {
