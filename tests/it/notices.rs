@@ -642,3 +642,33 @@ async fn replies_stay_ephemeral_and_on_slack_hosts() {
     assert_eq!((st, body["error"]["code"].as_str()), (401, Some("future_timestamp")), "{body}");
     assert_eq!(s.approval(&apr).await, (ApprovalState::Pending, 0));
 }
+
+/// Slack gives up on an interaction after three seconds. With the database busy (another
+/// process holds SQLite's write lock), the button press is still answered in time, and the
+/// vote is recorded once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_is_answered_within_three_seconds_while_the_database_is_busy() {
+    let s = Setup::start(Db::new(crate::harness::Backend::Sqlite).await).await;
+    let (_run, apr) = s.waiting_run("n-7").await;
+    s.notifier.tick().await.unwrap();
+    let ts = s.slack.messages(SOC_CHANNEL)[0].ts.clone();
+
+    let other = floodgate::store::Store::connect(&s.h.db.url, 1).await.unwrap();
+    let mut busy = other.begin().await.unwrap();
+    busy.exec("UPDATE approvals SET quorum = quorum WHERE id = $1", vec![floodgate::store::Arg::from(apr.as_str())])
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(s.press(ALICE, "approve", &apr, &ts).await, 200);
+    let answered = started.elapsed();
+    assert!(answered < std::time::Duration::from_secs(3), "answered after {answered:?}");
+    assert_eq!(s.approval(&apr).await.0, ApprovalState::Pending, "the vote waits for the lock");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    busy.commit().await.unwrap();
+    let start = std::time::Instant::now();
+    while s.approval(&apr).await.0 != ApprovalState::Approved {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the vote was not recorded after the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.approval(&apr).await, (ApprovalState::Approved, 1));
+}
