@@ -17,7 +17,7 @@
 //! rotated OAuth secrets), and never puts a value from an alert into SQL text.
 //!
 //! ## How the engine uses it
-//! ```ignore
+//! ```text
 //! // The [connectors.databricks] table, converted to JSON:
 //! let dbx = floodgate_databricks::Databricks::from_config(&table)?;
 //! let result = dbx

@@ -8,7 +8,7 @@
 //! a statement outside it FAILs rather than running differently. Detections written in the
 //! subset run identically here and on a Databricks SQL warehouse.
 //!
-//! ```ignore
+//! ```text
 //! let engine = floodgate_databricks::localsql::LocalSql::open().await?;
 //! engine.load("system.access.audit", &rows).await?;
 //! let result = engine.query(sql, &[SqlParam::timestamp("since", t0), SqlParam::timestamp("until", t1)]).await?;
