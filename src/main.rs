@@ -5,6 +5,9 @@ use floodgate::store::RunFilter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "floodgate", version, about = "Incident-response orchestration for Databricks lakehouses")]
 struct Cli {
