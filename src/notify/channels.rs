@@ -172,7 +172,7 @@ impl Channel {
                 }
                 // Keys are deterministic: resolve every level that may have paged, even one whose
                 // record was lost (resolving a key PagerDuty does not know is harmless).
-                let keys: Vec<String> = (1..=w.level_sent.max(0)).map(|level| page_key(&a.id, level)).collect();
+                let keys: Vec<String> = (1..=a.escalation_level.max(0)).map(|level| page_key(&a.id, level)).collect();
                 if keys.is_empty() {
                     return Ok(NoticeDone::quiet(w, w.level_sent, true));
                 }
