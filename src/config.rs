@@ -446,11 +446,7 @@ impl Config {
         let mut slack_ids = BTreeMap::new();
         for i in &self.identities {
             if let Some(u) = &i.slack_user_id {
-                let mut c = u.chars();
-                let well_formed = matches!(c.next(), Some('U' | 'W'))
-                    && (3..=32).contains(&u.len())
-                    && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit());
-                if !well_formed {
+                if !floodgate_slack::is_member_id(u) {
                     return err(format!(
                         "identity {:?}: slack_user_id {u:?} is not a Slack member id (U… or W…, upper-case letters and digits)",
                         i.id

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use floodgate_sdk::Secret;
 use floodgate_sdk::http::{HttpClient, Request, RetryPolicy};
-use floodgate_slack::{InteractionResponse, ephemeral_refusal};
+use floodgate_slack::{InteractionResponse, ephemeral_note as ephemeral, ephemeral_refusal};
 use std::time::Duration;
 
 /// Interaction payloads are a few kilobytes; anything much larger is not from Slack.
@@ -83,13 +83,6 @@ impl SlackApp {
 
 fn refusal(status: StatusCode, code: &'static str, message: String) -> Response {
     ApiError::new(status, code, message).into_response()
-}
-
-fn ephemeral(text: &str) -> InteractionResponse {
-    let mut r = ephemeral_refusal(text);
-    // Same shape, without the refusal icon: a confirmation.
-    r.content.text = Some(floodgate_slack::escape::escape_mrkdwn(text));
-    r
 }
 
 pub async fn interactions(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {

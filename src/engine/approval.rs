@@ -98,6 +98,14 @@ pub fn requirement(step: &Step, playbook: &Playbook, alert: &Value, dir: &Direct
     }
 }
 
+/// Whether `identity` is the user the approval's action is aimed at (the alert's user entity,
+/// compared with the identity id and its email, ignoring case): they may not approve it.
+pub fn is_target(a: &ApprovalRow, identity: &str, dir: &Directory) -> bool {
+    let Some(target) = a.target_user.as_deref().filter(|t| !t.is_empty()) else { return false };
+    let email = dir.people.get(identity).and_then(|p| p.email.as_deref());
+    identity.eq_ignore_ascii_case(target) || email.is_some_and(|e| e.eq_ignore_ascii_case(target))
+}
+
 /// Judges one vote by `voter` (an identity id) on a locked approval.
 pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now: i64, dir: &Directory) -> VoteVerdict {
     let decision = if approve { "approve" } else { "deny" };
@@ -114,18 +122,14 @@ pub fn judge(a: &ApprovalRow, votes: &[VoteRow], voter: &str, approve: bool, now
     if now > a.deadline {
         return VoteVerdict::Refuse(format!("the deadline of approval {} has passed", a.id));
     }
-    let Some(person) = dir.people.get(voter) else {
+    if !dir.people.contains_key(voter) {
         return VoteVerdict::Refuse(format!("{voter:?} is not a known identity"));
-    };
+    }
     if !eligible.contains(voter) {
         return VoteVerdict::Refuse(format!("{voter} is not in the approver groups ({})", a.groups.join(", ")));
     }
-    if let Some(target) = a.target_user.as_deref().filter(|t| !t.is_empty()) {
-        let is_target = voter.eq_ignore_ascii_case(target)
-            || person.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(target));
-        if is_target {
-            return VoteVerdict::Refuse(format!("{voter} is the user this action is aimed at and cannot approve it"));
-        }
+    if is_target(a, voter, dir) {
+        return VoteVerdict::Refuse(format!("{voter} is the user this action is aimed at and cannot approve it"));
     }
     let approvals_so_far =
         votes.iter().filter(|v| v.decision == "approve" && eligible.contains(&v.identity)).count() as i64;

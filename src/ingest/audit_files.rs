@@ -370,6 +370,37 @@ impl AuditFiles {
         Ok(Some(Opened { abs, bytes, size, modified, known, resume, offset, line_no }))
     }
 
+    /// One line of a file as a system-table row. `None` for a blank line, and for a line that
+    /// is not a JSON object: that one is counted and reported with its file and line number.
+    fn read_line(
+        &self,
+        line: &[u8],
+        line_no: i64,
+        abs: &Path,
+        (workspace, date): &(Option<String>, Option<String>),
+        report: &mut FileReport,
+        progress: &mut FileProgress,
+    ) -> Option<Value> {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(Value::Object(record)) => {
+                report.records += 1;
+                progress.records += 1;
+                Some(system_row(&record, workspace.as_deref(), date.as_deref()))
+            }
+            Ok(_) | Err(_) => {
+                report.malformed += 1;
+                progress.malformed += 1;
+                let problem = format!("{}:{line_no}: {NOT_A_RECORD}", abs.display());
+                tracing::warn!(source = %self.name, "{problem}");
+                report.problems.push(problem);
+                None
+            }
+        }
+    }
+
     /// Progress of a file read from its start (counts start again with the file).
     fn fresh_progress(&self, rel: &str, size: i64, modified: i64) -> FileProgress {
         FileProgress {
@@ -397,7 +428,7 @@ impl AuditFiles {
         hasher.update(&bytes[..offset]);
         let mut progress = resume.unwrap_or_else(|| self.fresh_progress(rel, size, modified));
         let mut expected = known.map(|p| (p.byte_offset, p.prefix_sha256));
-        let (workspace, date) = path_partitions(rel);
+        let partitions = path_partitions(rel);
         let end = complete_end(&bytes, offset);
         while offset < end {
             let mut alerts = Vec::new();
@@ -409,27 +440,13 @@ impl AuditFiles {
                 line_no += 1;
                 lines += 1;
                 batch_end = next;
-                if line.iter().all(u8::is_ascii_whitespace) {
+                let Some(row) = self.read_line(line, line_no, &abs, &partitions, &mut report, &mut progress) else {
                     continue;
-                }
-                match serde_json::from_slice::<Value>(line) {
-                    Ok(Value::Object(record)) => {
-                        report.records += 1;
-                        progress.records += 1;
-                        let row = system_row(&record, workspace.as_deref(), date.as_deref());
-                        if let Some(alert) = self.alert_for(&row) {
-                            report.matched += 1;
-                            progress.alerts += 1;
-                            alerts.push(alert);
-                        }
-                    }
-                    Ok(_) | Err(_) => {
-                        report.malformed += 1;
-                        progress.malformed += 1;
-                        let problem = format!("{}:{line_no}: {NOT_A_RECORD}", abs.display());
-                        tracing::warn!(source = %self.name, "{problem}");
-                        report.problems.push(problem);
-                    }
+                };
+                if let Some(alert) = self.alert_for(&row) {
+                    report.matched += 1;
+                    progress.alerts += 1;
+                    alerts.push(alert);
                 }
             }
             hasher.update(&bytes[offset..batch_end]);
@@ -473,7 +490,7 @@ impl AuditFiles {
         let mut report = FileReport { path: rel.to_string(), ..FileReport::default() };
         report.reread = known.is_some() && resume.is_none();
         let mut progress = resume.unwrap_or_else(|| self.fresh_progress(rel, size, modified));
-        let (workspace, date) = path_partitions(rel);
+        let partitions = path_partitions(rel);
         let end = complete_end(&bytes, offset);
         let mut rows = Vec::new();
         let mut at = offset;
@@ -482,22 +499,8 @@ impl AuditFiles {
             let line = &bytes[at..next];
             line_no += 1;
             at = next;
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match serde_json::from_slice::<Value>(line) {
-                Ok(Value::Object(record)) => {
-                    report.records += 1;
-                    progress.records += 1;
-                    rows.push(system_row(&record, workspace.as_deref(), date.as_deref()));
-                }
-                Ok(_) | Err(_) => {
-                    report.malformed += 1;
-                    progress.malformed += 1;
-                    let problem = format!("{}:{line_no}: {NOT_A_RECORD}", abs.display());
-                    tracing::warn!(source = %self.name, "{problem}");
-                    report.problems.push(problem);
-                }
+            if let Some(row) = self.read_line(line, line_no, &abs, &partitions, &mut report, &mut progress) {
+                rows.push(row);
             }
         }
         progress.byte_offset = end as i64;

@@ -206,14 +206,7 @@ fn page_key(approval_id: &str, level: i64) -> String {
 
 /// People in `groups` who may vote on `a` (the action's target may not).
 pub(super) fn eligible(a: &ApprovalRow, groups: &[String], dir: &Directory) -> Vec<String> {
-    dir.members(groups)
-        .into_iter()
-        .filter(|id| {
-            let Some(t) = a.target_user.as_deref().filter(|t| !t.is_empty()) else { return true };
-            let email = dir.people.get(id).and_then(|p| p.email.as_deref());
-            !(id.eq_ignore_ascii_case(t) || email.is_some_and(|e| e.eq_ignore_ascii_case(t)))
-        })
-        .collect()
+    dir.members(groups).into_iter().filter(|id| !crate::engine::approval::is_target(a, id, dir)).collect()
 }
 
 fn display(dir: &Directory, id: &str) -> String {
@@ -232,16 +225,8 @@ fn approval_request(b: &Brief, link: &str) -> floodgate_sdk::ApprovalRequest {
         plan: b.plan.clone(),
         evidence: b.evidence.clone(),
         approvers: Some(b.approvers.clone()),
-        expires_at: super::expires_at(&b.approval),
+        expires_at: super::datetime(b.approval.deadline),
     }
-}
-
-/// Slack member ids are `U…`/`W…` and upper-case alphanumerics; anything else is not mentioned.
-fn mention_id(id: &str) -> bool {
-    let mut c = id.chars();
-    matches!(c.next(), Some('U' | 'W'))
-        && (3..=32).contains(&id.len())
-        && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit())
 }
 
 /// Puts "Escalated to <group>: @a @b" above an escalation's request, so the new approvers are
@@ -256,7 +241,7 @@ fn prepend_escalation(
     let mentions: Vec<String> = dir
         .members(groups)
         .iter()
-        .filter_map(|id| dir.people.get(id)?.slack_user_id.as_deref().filter(|s| mention_id(s)))
+        .filter_map(|id| dir.people.get(id)?.slack_user_id.as_deref().filter(|s| floodgate_slack::is_member_id(s)))
         .map(|s| format!("<@{s}>"))
         .collect();
     let names: Vec<String> = groups.iter().map(|g| escape_mrkdwn(g)).collect();
@@ -286,12 +271,14 @@ fn slack_outcome(
 ) -> floodgate_slack::ApprovalOutcome {
     use floodgate_slack::{Decider, Verdict};
     let reason = a.decided_reason.clone().unwrap_or_default();
-    let at =
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(a.decided_at.unwrap_or(a.deadline)) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let at = super::datetime(a.decided_at.unwrap_or(a.deadline)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let person = |decision: &str| {
         votes.iter().rev().find(|v| v.decision == decision).map(|v| {
-            let slack = dir.people.get(&v.identity).and_then(|p| p.slack_user_id.clone()).filter(|s| mention_id(s));
+            let slack = dir
+                .people
+                .get(&v.identity)
+                .and_then(|p| p.slack_user_id.clone())
+                .filter(|s| floodgate_slack::is_member_id(s));
             match slack {
                 Some(s) if v.channel == "slack" => Decider::SlackUser(s),
                 _ => Decider::Named(format!("{} ({})", display(dir, &v.identity), v.channel)),

@@ -226,9 +226,9 @@ pub(crate) fn new_groups(a: &ApprovalRow, level_sent: i64) -> &[String] {
     &a.groups[a.groups.len() - added..]
 }
 
-/// The deadline as a date-time for the channel libraries.
-pub(crate) fn expires_at(a: &ApprovalRow) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(a.deadline) * 1_000_000).ok()
+/// Unix milliseconds as a date-time for the channel libraries.
+pub(crate) fn datetime(ms: i64) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
 impl NoticeDone {

@@ -113,17 +113,6 @@ pub fn try_link_secret(cfg: &Config) -> Result<Vec<u8>, ConfigError> {
     }
 }
 
-/// The same key for code that cannot fail at that point (the notifier signing Teams links).
-/// When the reference cannot be resolved the error is logged and the process key is used, so
-/// links fail to verify rather than being signed with something guessable; `serve` resolves the
-/// secret at start through `Console::from_config`, so that case means the secret vanished since.
-pub fn link_secret(cfg: &Config) -> Vec<u8> {
-    try_link_secret(cfg).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot read the link signing key; approval links will not verify");
-        process_key().to_vec()
-    })
-}
-
 /// Shortest password `floodgate passwd` accepts.
 const MIN_PASSWORD: usize = 12;
 

@@ -96,10 +96,7 @@ fn eligibility(a: &ApprovalRow, votes: &[VoteRow], viewer: &str, dir: &Directory
     if !dir.members(&a.groups).contains(viewer) {
         return (false, format!("You are not in the approver groups ({}).", a.groups.join(", ")));
     }
-    let email = dir.people.get(viewer).and_then(|p| p.email.as_deref());
-    if let Some(t) = a.target_user.as_deref().filter(|t| !t.is_empty())
-        && (t.eq_ignore_ascii_case(viewer) || email.is_some_and(|e| e.eq_ignore_ascii_case(t)))
-    {
+    if crate::engine::approval::is_target(a, viewer, dir) {
         return (false, "This action is aimed at you, so you cannot approve it.".into());
     }
     if let Some(v) = votes.iter().find(|v| v.identity == viewer) {

@@ -171,8 +171,18 @@ pub(crate) fn mention(id: &str) -> String {
 }
 
 pub(crate) fn is_mention_id(id: &str) -> bool {
+    slack_id(id, &['U', 'W', 'S'])
+}
+
+/// A Slack member id (`U…`, or `W…` on Enterprise Grid): what `slack_user_id` holds and what
+/// `<@…>` may mention for a person.
+pub fn is_member_id(id: &str) -> bool {
+    slack_id(id, &['U', 'W'])
+}
+
+fn slack_id(id: &str, prefixes: &[char]) -> bool {
     let mut c = id.chars();
-    matches!(c.next(), Some('U' | 'W' | 'S'))
+    c.next().is_some_and(|p| prefixes.contains(&p))
         && (3..=32).contains(&id.len())
         && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit())
 }

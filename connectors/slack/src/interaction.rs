@@ -188,7 +188,16 @@ pub struct InteractionResponse {
 /// An ephemeral refusal shown only to the person who pressed the button; the approval message
 /// stays unchanged. `reason` is escaped.
 pub fn ephemeral_refusal(reason: &str) -> InteractionResponse {
-    let text = format!(":no_entry_sign: {}", crate::escape::escape_truncated(reason, crate::blocks::FALLBACK_MAX));
+    ephemeral(format!(":no_entry_sign: {}", crate::escape::escape_truncated(reason, crate::blocks::FALLBACK_MAX)))
+}
+
+/// An ephemeral note for the person who pressed (e.g. "recorded, 1 of 2"); the approval
+/// message stays unchanged. `note` is escaped.
+pub fn ephemeral_note(note: &str) -> InteractionResponse {
+    ephemeral(crate::escape::escape_truncated(note, crate::blocks::FALLBACK_MAX))
+}
+
+fn ephemeral(text: String) -> InteractionResponse {
     InteractionResponse {
         response_type: ResponseType::Ephemeral,
         replace_original: false,

@@ -36,11 +36,12 @@ pub use approval::{
     APPROVE_ACTION_ID, ApprovalButton, ApprovalMessageError, ApprovalOutcome, ApprovalRequest, DENY_ACTION_ID, Decider,
     Decision, Verdict, approval_decided_message, approval_request_message, button_value, parse_button,
 };
+pub use blocks::is_member_id;
 pub use client::{PostedMessage, SlackApi, SlackApiError};
 pub use config::{SlackConfig, SlackSettings};
 pub use interaction::{
-    BlockAction, InteractionError, InteractionResponse, ResponseType, ephemeral_refusal, parse_block_actions,
-    parse_block_actions_json,
+    BlockAction, InteractionError, InteractionResponse, ResponseType, ephemeral_note, ephemeral_refusal,
+    parse_block_actions, parse_block_actions_json,
 };
 pub use signature::{MAX_SKEW_SECONDS, SignatureError, sign, verify_signature};
 /// The Block Kit model the builders return, re-exported so callers need no second version.
